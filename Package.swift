@@ -1,0 +1,44 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "sctrial-plan",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "sctrial-plan", targets: ["sctrial-plan"]),
+        .executable(name: "sctrial-worker", targets: ["sctrial-worker"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries, found through pkg-config (Debian: libhdf5-dev, libopenblas-dev, libcurl4-openssl-dev).
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5",
+                       providers: [.apt(["libhdf5-dev"]), .brew(["hdf5"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl",
+                       providers: [.apt(["libcurl4-openssl-dev"]), .brew(["curl"])]),
+
+        // h5ad read access: typed obs/var columns, dense/CSR/CSC slabs, bounded-memory streaming.
+        .target(name: "AnnData", dependencies: ["CHDF5"]),
+
+        // Pure numerics over arrays, no I/O: distributions, BH, rank tests, regression, bootstrap.
+        .target(name: "Stats", dependencies: ["COpenBLAS"]),
+
+        .executableTarget(name: "sctrial-plan", dependencies: [
+            "AnnData",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "sctrial-worker", dependencies: [
+            "AnnData",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "AnnDataTests", dependencies: ["AnnData"]),
+        .testTarget(name: "StatsTests", dependencies: ["Stats"]),
+        // Runs the built executables as a user would: exit codes, messages, JSON.
+        .testTarget(name: "CLITests", dependencies: ["sctrial-plan"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,119 @@
+/// How an obs/var column is stored, in the vocabulary of `inspect --json`.
+public enum ColumnKind: String, Sendable, Codable {
+    case categorical, numeric, bool, string
+    case nullableInteger = "nullable-integer"
+    case nullableBoolean = "nullable-boolean"
+    case nullableString = "nullable-string"
+}
+
+/// The levels of a categorical column: strings, or numbers (pandas allows numeric categories).
+public enum CategoryLevels: Sendable, Equatable {
+    case strings([String])
+    case numbers([Double], ElementType)
+
+    public var count: Int {
+        switch self {
+        case .strings(let values): values.count
+        case .numbers(let values, _): values.count
+        }
+    }
+
+    /// Level `index` as text; integral numbers print without a fraction, as pandas shows them.
+    public func label(_ index: Int) -> String {
+        switch self {
+        case .strings(let values): return values[index]
+        case .numbers(let values, _): return formatNumber(values[index])
+        }
+    }
+
+    public var labels: [String] { (0..<count).map(label) }
+}
+
+/// A categorical column: integer codes (-1 = missing) into `levels`.
+public struct Categorical: Sendable, Equatable {
+    public let codes: [Int32]
+    public let levels: CategoryLevels
+    public let ordered: Bool
+    public let codeType: ElementType
+}
+
+/// The values of one obs/var column, typed as stored. Missing values: NaN for floats, code -1 for
+/// categoricals, `mask[i] == true` for the nullable kinds.
+public enum ColumnValues: Sendable, Equatable {
+    case categorical(Categorical)
+    case numeric([Double], ElementType)
+    case bool([Bool])
+    case string([String])
+    case nullableInteger([Int64], mask: [Bool], ElementType)
+    case nullableBoolean([Bool], mask: [Bool])
+    case nullableString([String], mask: [Bool])
+}
+
+public struct Column: Sendable, Equatable {
+    public let name: String
+    public let values: ColumnValues
+
+    public var kind: ColumnKind {
+        switch values {
+        case .categorical: .categorical
+        case .numeric: .numeric
+        case .bool: .bool
+        case .string: .string
+        case .nullableInteger: .nullableInteger
+        case .nullableBoolean: .nullableBoolean
+        case .nullableString: .nullableString
+        }
+    }
+
+    public var count: Int {
+        switch values {
+        case .categorical(let c): c.codes.count
+        case .numeric(let v, _): v.count
+        case .bool(let v): v.count
+        case .string(let v): v.count
+        case .nullableInteger(let v, _, _): v.count
+        case .nullableBoolean(let v, _): v.count
+        case .nullableString(let v, _): v.count
+        }
+    }
+
+    /// Each row as text, nil where missing: the common currency for grouping by participant,
+    /// visit, arm or perturbation whatever the column's storage.
+    public func labels() -> [String?] {
+        switch values {
+        case .categorical(let c):
+            let levels = c.levels.labels
+            return c.codes.map { $0 >= 0 && Int($0) < levels.count ? levels[Int($0)] : nil }
+        case .numeric(let v, _):
+            return v.map { $0.isNaN ? nil : formatNumber($0) }
+        case .bool(let v):
+            return v.map { $0 ? "True" : "False" }
+        case .string(let v):
+            return v
+        case .nullableInteger(let v, let mask, _):
+            return zip(v, mask).map { $1 ? nil : String($0) }
+        case .nullableBoolean(let v, let mask):
+            return zip(v, mask).map { $1 ? nil : ($0 ? "True" : "False") }
+        case .nullableString(let v, let mask):
+            return zip(v, mask).map { $1 ? nil : $0 }
+        }
+    }
+
+    /// Each row as a number, nil where missing or where the column holds no numbers.
+    public func numbers() -> [Double?]? {
+        switch values {
+        case .numeric(let v, _): return v.map { $0.isNaN ? nil : $0 }
+        case .bool(let v): return v.map { $0 ? 1 : 0 }
+        case .nullableInteger(let v, let mask, _): return zip(v, mask).map { $1 ? nil : Double($0) }
+        case .nullableBoolean(let v, let mask): return zip(v, mask).map { $1 ? nil : ($0 ? 1 : 0) }
+        case .categorical, .string, .nullableString: return nil
+        }
+    }
+}
+
+/// Formats a number as pandas prints it: integral values without a fraction.
+func formatNumber(_ value: Double) -> String {
+    if value.isNaN { return "nan" }
+    if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+    return String(value)
+}

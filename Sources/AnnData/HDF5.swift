@@ -1,0 +1,516 @@
+import CHDF5
+import Foundation
+
+/// An HDF5 identifier that closes itself. HDF5 ids are process-global integers; keeping each in a
+/// class ties its lifetime to Swift's and makes leaks impossible on error paths.
+final class H5ID {
+    let id: hid_t
+    private let close: (hid_t) -> herr_t
+
+    init(_ id: hid_t, close: @escaping (hid_t) -> herr_t) {
+        self.id = id
+        self.close = close
+    }
+
+    deinit { _ = close(id) }
+}
+
+/// The numeric element types that AnnData writes.
+public enum ElementType: String, Sendable, Codable, CaseIterable {
+    case int8, int16, int32, int64, uint8, uint16, uint32, uint64, float32, float64, bool
+
+    var isInteger: Bool { ![.float32, .float64, .bool].contains(self) }
+    var byteSize: Int {
+        switch self {
+        case .int8, .uint8, .bool: 1
+        case .int16, .uint16: 2
+        case .int32, .uint32, .float32: 4
+        case .int64, .uint64, .float64: 8
+        }
+    }
+}
+
+/// Reads from one open HDF5 file. Not thread-safe (Debian's libhdf5 is built without thread
+/// safety), so it is deliberately not `Sendable`: one reader per thread of I/O.
+final class H5Reader {
+    let file: H5ID
+    let fileName: String
+
+    private static let configureLibraries: Void = {
+        // libhdf5 prints its error stack to stderr by default; we report errors ourselves.
+        H5Eset_auto2(sc_h5e_default(), nil, nil)
+        // Fresh kernel-zeroed mappings for every block were half the time of a full pass.
+        sc_reuse_freed_blocks()
+    }()
+
+    init(path: String) throws(AnnDataError) {
+        _ = Self.configureLibraries
+        fileName = path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+            throw AnnDataError(.fileMissing, file: path, path: "", "no such file")
+        }
+        guard FileManager.default.isReadableFile(atPath: path) else {
+            throw AnnDataError(.unreadable, file: path, path: "", "file is not readable (permissions)")
+        }
+        if H5Fis_hdf5(path) <= 0 {
+            throw AnnDataError(.notHDF5, file: path, path: "", "not an HDF5 file (no HDF5 signature)")
+        }
+        let id = H5Fopen(path, sc_h5f_acc_rdonly(), sc_h5p_default())
+        guard id >= 0 else {
+            let stack = H5Reader.errorStackMessage()
+            let detail = stack.lowercased().contains("truncated") ? "truncated HDF5 file (\(stack))" : "cannot open HDF5 file (\(stack))"
+            throw AnnDataError(.notHDF5, file: path, path: "/", detail)
+        }
+        file = H5ID(id, close: H5Fclose)
+    }
+
+    func fail(_ kind: AnnDataError.Kind, _ path: String, _ detail: String) -> AnnDataError {
+        AnnDataError(kind, file: fileName, path: path, detail)
+    }
+
+    /// The innermost and outermost messages of libhdf5's current error stack, for error details.
+    static func errorStackMessage() -> String {
+        final class Collector { var messages: [String] = [] }
+        let collector = Collector()
+        let context = Unmanaged.passUnretained(collector).toOpaque()
+        H5Ewalk2(sc_h5e_default(), H5E_WALK_DOWNWARD, { _, error, context in
+            guard let error, let context else { return 0 }
+            let collector = Unmanaged<Collector>.fromOpaque(context).takeUnretainedValue()
+            if let desc = error.pointee.desc { collector.messages.append(String(cString: desc)) }
+            return 0
+        }, context)
+        H5Eclear2(sc_h5e_default())
+        let unique = collector.messages.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        return unique.suffix(2).joined(separator: ": ")
+    }
+
+    // MARK: - Objects
+
+    enum ObjectKind { case group, dataset, other }
+
+    func exists(_ path: String) -> Bool {
+        if path == "/" { return true }
+        var prefix = ""
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            if H5Lexists(file.id, prefix, sc_h5p_default()) <= 0 { return false }
+        }
+        return H5Oexists_by_name(file.id, path, sc_h5p_default()) > 0
+    }
+
+    func kind(of path: String) -> ObjectKind? {
+        guard exists(path) else { return nil }
+        var info = H5O_info_t()
+        guard H5Oget_info_by_name2(file.id, path, &info, UInt32(H5O_INFO_BASIC), sc_h5p_default()) >= 0 else { return nil }
+        switch info.type {
+        case H5O_TYPE_GROUP: return .group
+        case H5O_TYPE_DATASET: return .dataset
+        default: return .other
+        }
+    }
+
+    /// Member names of a group, in creation order where tracked, else name order (HDF5's default).
+    func members(of path: String) throws(AnnDataError) -> [String] {
+        let group = try openGroup(path)
+        final class Names { var list: [String] = [] }
+        let names = Names()
+        var index: hsize_t = 0
+        let status = H5Literate(group.id, H5_INDEX_NAME, H5_ITER_INC, &index, { _, name, _, context in
+            guard let name, let context else { return 0 }
+            Unmanaged<Names>.fromOpaque(context).takeUnretainedValue().list.append(String(cString: name))
+            return 0
+        }, Unmanaged.passUnretained(names).toOpaque())
+        guard status >= 0 else { throw fail(.unreadable, path, "cannot list group (\(Self.errorStackMessage()))") }
+        return names.list
+    }
+
+    func openGroup(_ path: String) throws(AnnDataError) -> H5ID {
+        let id = H5Gopen2(file.id, path, sc_h5p_default())
+        guard id >= 0 else { throw fail(.missingElement, path, "group cannot be opened (\(Self.errorStackMessage()))") }
+        return H5ID(id, close: H5Gclose)
+    }
+
+    func openDataset(_ path: String) throws(AnnDataError) -> H5ID {
+        let id = H5Dopen2(file.id, path, sc_h5p_default())
+        guard id >= 0 else { throw fail(.missingElement, path, "dataset cannot be opened (\(Self.errorStackMessage()))") }
+        return H5ID(id, close: H5Dclose)
+    }
+
+    func openObject(_ path: String) throws(AnnDataError) -> H5ID {
+        let id = H5Oopen(file.id, path, sc_h5p_default())
+        guard id >= 0 else { throw fail(.missingElement, path, "object cannot be opened (\(Self.errorStackMessage()))") }
+        return H5ID(id, close: H5Oclose)
+    }
+
+    // MARK: - Attributes
+
+    func hasAttribute(_ path: String, _ name: String) -> Bool {
+        H5Aexists_by_name(file.id, path, name, sc_h5p_default()) > 0
+    }
+
+    private func openAttribute(_ path: String, _ name: String) throws(AnnDataError) -> H5ID {
+        let id = H5Aopen_by_name(file.id, path, name, sc_h5p_default(), sc_h5p_default())
+        guard id >= 0 else { throw fail(.missingElement, path, "attribute '\(name)' cannot be opened") }
+        return H5ID(id, close: H5Aclose)
+    }
+
+    /// A string attribute (variable- or fixed-length, scalar or one-element array); nil if absent.
+    func stringAttribute(_ path: String, _ name: String) throws(AnnDataError) -> String? {
+        guard hasAttribute(path, name) else { return nil }
+        let strings = try stringArrayAttribute(path, name)
+        guard strings.count == 1 else { throw fail(.wrongType, path, "attribute '\(name)' should be one string, found \(strings.count)") }
+        return strings[0]
+    }
+
+    /// A string-array attribute such as `column-order`. An empty attribute of any type is `[]`
+    /// (anndata writes an empty `column-order` as an empty float array).
+    func stringArrayAttribute(_ path: String, _ name: String) throws(AnnDataError) -> [String] {
+        let attribute = try openAttribute(path, name)
+        let space = H5ID(H5Aget_space(attribute.id), close: H5Sclose)
+        let count = Int(H5Sget_simple_extent_npoints(space.id))
+        if count == 0 { return [] }
+        let type = H5ID(H5Aget_type(attribute.id), close: H5Tclose)
+        guard H5Tget_class(type.id) == H5T_STRING else {
+            throw fail(.wrongType, path, "attribute '\(name)' is not a string")
+        }
+        return try readStrings(count: count, fileType: type.id, what: "\(path)@\(name)") { memType, buffer in
+            H5Aread(attribute.id, memType, buffer)
+        }
+    }
+
+    /// An integer-valued attribute array (`shape`, `h5sparse_shape`, an `ordered` flag stored as a
+    /// numpy bool enum); nil if absent.
+    func integerArrayAttribute(_ path: String, _ name: String) throws(AnnDataError) -> [Int]? {
+        guard hasAttribute(path, name) else { return nil }
+        let attribute = try openAttribute(path, name)
+        let space = H5ID(H5Aget_space(attribute.id), close: H5Sclose)
+        let count = Int(H5Sget_simple_extent_npoints(space.id))
+        let type = H5ID(H5Aget_type(attribute.id), close: H5Tclose)
+        let typeClass = H5Tget_class(type.id)
+        if typeClass == H5T_ENUM || typeClass == H5T_INTEGER {
+            // Read in the attribute's own layout and widen: HDF5 cannot convert enum to integer.
+            let size = H5Tget_size(type.id)
+            let signed = typeClass == H5T_INTEGER ? H5Tget_sign(type.id) == H5T_SGN_2 : true
+            var raw = [UInt8](repeating: 0, count: max(1, count * size))
+            let status = raw.withUnsafeMutableBytes { H5Aread(attribute.id, type.id, $0.baseAddress) }
+            guard status >= 0 else { throw fail(.unreadable, path, "attribute '\(name)' cannot be read") }
+            return (0..<count).map { Self.integer(from: raw, at: $0 * size, size: size, signed: signed) }
+        }
+        if typeClass == H5T_FLOAT {
+            var values = [Double](repeating: 0, count: count)
+            let status = values.withUnsafeMutableBytes { H5Aread(attribute.id, sc_h5t_native_double(), $0.baseAddress) }
+            guard status >= 0 else { throw fail(.unreadable, path, "attribute '\(name)' cannot be read") }
+            guard values.allSatisfy({ $0 == $0.rounded() && abs($0) < 9e15 }) else {
+                throw fail(.wrongType, path, "attribute '\(name)' should hold integers")
+            }
+            return values.map { Int($0) }
+        }
+        throw fail(.wrongType, path, "attribute '\(name)' is not numeric")
+    }
+
+    private static func integer(from bytes: [UInt8], at offset: Int, size: Int, signed: Bool) -> Int {
+        var value: UInt64 = 0
+        for i in 0..<size { value |= UInt64(bytes[offset + i]) << (8 * UInt64(i)) }
+        if signed && size < 8 && value & (1 << (8 * UInt64(size) - 1)) != 0 {
+            value |= ~UInt64(0) << (8 * UInt64(size))
+        }
+        return Int(truncatingIfNeeded: value)
+    }
+
+    /// The object an object-reference attribute points to (legacy categoricals: `categories`
+    /// refers to `__categories/<column>`), as a path.
+    func referencedPath(_ path: String, _ name: String) throws(AnnDataError) -> String? {
+        guard hasAttribute(path, name) else { return nil }
+        let attribute = try openAttribute(path, name)
+        let type = H5ID(H5Aget_type(attribute.id), close: H5Tclose)
+        guard H5Tget_class(type.id) == H5T_REFERENCE else { return nil }
+        var reference = hobj_ref_t()
+        guard H5Aread(attribute.id, sc_h5t_std_ref_obj(), &reference) >= 0 else {
+            throw fail(.unreadable, path, "attribute '\(name)' (object reference) cannot be read")
+        }
+        let object = H5Rdereference2(file.id, sc_h5p_default(), H5R_OBJECT, &reference)
+        guard object >= 0 else { throw fail(.corruptSparse, path, "attribute '\(name)' refers to a missing object") }
+        let handle = H5ID(object, close: H5Oclose)
+        let length = H5Iget_name(handle.id, nil, 0)
+        guard length > 0 else { throw fail(.unreadable, path, "attribute '\(name)' refers to an unnamed object") }
+        var buffer = [CChar](repeating: 0, count: length + 1)
+        H5Iget_name(handle.id, &buffer, length + 1)
+        return String(cString: buffer)
+    }
+
+    // MARK: - Datasets
+
+    struct DatasetInfo {
+        let path: String
+        let shape: [Int]
+        let typeClass: H5T_class_t
+        let elementType: ElementType?
+        let chunks: [Int]?
+        let filters: [FilterInfo]
+        let isVariableString: Bool
+        var isString: Bool { typeClass == H5T_STRING }
+    }
+
+    struct FilterInfo {
+        let id: Int
+        let name: String
+        var isAvailable: Bool { H5Zfilter_avail(H5Z_filter_t(id)) > 0 }
+    }
+
+    func datasetInfo(_ path: String) throws(AnnDataError) -> DatasetInfo {
+        let dataset = try openDataset(path)
+        let space = H5ID(H5Dget_space(dataset.id), close: H5Sclose)
+        let rank = Int(H5Sget_simple_extent_ndims(space.id))
+        var dims = [hsize_t](repeating: 0, count: max(rank, 1))
+        if rank > 0 { H5Sget_simple_extent_dims(space.id, &dims, nil) }
+        let type = H5ID(H5Dget_type(dataset.id), close: H5Tclose)
+        let typeClass = H5Tget_class(type.id)
+        let plist = H5ID(H5Dget_create_plist(dataset.id), close: H5Pclose)
+        var chunks: [Int]?
+        if H5Pget_layout(plist.id) == H5D_CHUNKED {
+            var chunkDims = [hsize_t](repeating: 0, count: max(rank, 1))
+            H5Pget_chunk(plist.id, Int32(rank), &chunkDims)
+            chunks = chunkDims.prefix(rank).map { Int($0) }
+        }
+        var filters: [FilterInfo] = []
+        for index in 0..<max(0, H5Pget_nfilters(plist.id)) {
+            var flags: UInt32 = 0
+            var nValues = 0
+            var name = [CChar](repeating: 0, count: 256)
+            var config: UInt32 = 0
+            let filter = H5Pget_filter2(plist.id, UInt32(index), &flags, &nValues, nil, 256, &name, &config)
+            filters.append(FilterInfo(id: Int(filter), name: Self.filterName(Int(filter), declared: String(cString: name))))
+        }
+        return DatasetInfo(path: path, shape: dims.prefix(rank).map { Int($0) }, typeClass: typeClass,
+                           elementType: Self.elementType(type.id), chunks: chunks, filters: filters,
+                           isVariableString: typeClass == H5T_STRING && H5Tis_variable_str(type.id) > 0)
+    }
+
+    /// Common names for the filters h5py and hdf5plugin register, so a missing one can be named.
+    private static func filterName(_ id: Int, declared: String) -> String {
+        switch id {
+        case 1: "gzip"
+        case 2: "shuffle"
+        case 3: "fletcher32"
+        case 4: "szip"
+        case 5: "nbit"
+        case 6: "scaleoffset"
+        case 307: "bzip2"
+        case 32000: "lzf"
+        case 32001: "blosc"
+        case 32004: "lz4"
+        case 32008: "bitshuffle"
+        case 32015: "zstd"
+        case 32026: "blosc2"
+        default: declared.isEmpty ? "filter \(id)" : declared
+        }
+    }
+
+    static func elementType(_ type: hid_t) -> ElementType? {
+        let size = H5Tget_size(type)
+        switch H5Tget_class(type) {
+        case H5T_FLOAT:
+            return size == 4 ? .float32 : size == 8 ? .float64 : nil
+        case H5T_INTEGER:
+            let signed = H5Tget_sign(type) == H5T_SGN_2
+            switch size {
+            case 1: return signed ? .int8 : .uint8
+            case 2: return signed ? .int16 : .uint16
+            case 4: return signed ? .int32 : .uint32
+            case 8: return signed ? .int64 : .uint64
+            default: return nil
+            }
+        case H5T_ENUM:
+            // h5py stores numpy bool as an int8 enum {FALSE, TRUE}.
+            return size == 1 ? .bool : nil
+        default:
+            return nil
+        }
+    }
+
+    /// Fails with a clear message when a dataset needs a compression filter this libhdf5 lacks.
+    func requireFilters(_ info: DatasetInfo) throws(AnnDataError) {
+        if let missing = info.filters.first(where: { !$0.isAvailable }) {
+            throw fail(.missingFilter, info.path,
+                       "compressed with \(missing.name) (HDF5 filter \(missing.id)), which this libhdf5 cannot decode; rewrite the file with gzip or no compression (e.g. anndata write_h5ad(compression=\"gzip\"))")
+        }
+    }
+
+    /// Reads a whole numeric dataset as `T` (HDF5 converts to the memory type).
+    func read<T: H5NativeType>(_ path: String, as: T.Type) throws(AnnDataError) -> [T] {
+        let dataset = try H5Dataset(self, path)
+        return try dataset.read(as: T.self, start: nil, count: nil)
+    }
+
+    /// Reads a whole 1-D dataset of 1-byte elements (bools stored as enums or integers) as stored:
+    /// HDF5 cannot convert an enum to an integer type.
+    func readBytes(_ path: String) throws(AnnDataError) -> [Int8] {
+        let dataset = try openDataset(path)
+        let space = H5ID(H5Dget_space(dataset.id), close: H5Sclose)
+        let count = Int(H5Sget_simple_extent_npoints(space.id))
+        let type = H5ID(H5Dget_type(dataset.id), close: H5Tclose)
+        guard H5Tget_size(type.id) == 1 else { throw fail(.wrongType, path, "expected 1-byte booleans") }
+        let native = H5ID(H5Tget_native_type(type.id, H5T_DIR_ASCEND), close: H5Tclose)
+        var values = [Int8](repeating: 0, count: count)
+        if count == 0 { return values }
+        let status = values.withUnsafeMutableBytes {
+            H5Dread(dataset.id, native.id, sc_h5s_all(), sc_h5s_all(), sc_h5p_default(), $0.baseAddress)
+        }
+        guard status >= 0 else { throw fail(.unreadable, path, "read failed (\(Self.errorStackMessage()))") }
+        return values
+    }
+
+    /// Reads a whole string dataset (variable- or fixed-length, ASCII or UTF-8).
+    func readStringDataset(_ path: String) throws(AnnDataError) -> [String] {
+        let dataset = try openDataset(path)
+        let space = H5ID(H5Dget_space(dataset.id), close: H5Sclose)
+        let count = Int(H5Sget_simple_extent_npoints(space.id))
+        if count == 0 { return [] }
+        let type = H5ID(H5Dget_type(dataset.id), close: H5Tclose)
+        guard H5Tget_class(type.id) == H5T_STRING else { throw fail(.wrongType, path, "expected strings") }
+        return try readStrings(count: count, fileType: type.id, what: path) { memType, buffer in
+            H5Dread(dataset.id, memType, sc_h5s_all(), sc_h5s_all(), sc_h5p_default(), buffer)
+        }
+    }
+
+    private func readStrings(count: Int, fileType: hid_t, what: String,
+                             read: (hid_t, UnsafeMutableRawPointer?) -> herr_t) throws(AnnDataError) -> [String] {
+        let memType = H5ID(H5Tcopy(sc_h5t_c_s1()), close: H5Tclose)
+        H5Tset_cset(memType.id, H5Tget_cset(fileType))
+        if H5Tis_variable_str(fileType) > 0 {
+            H5Tset_size(memType.id, sc_h5t_variable())
+            var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
+            let status = pointers.withUnsafeMutableBytes { read(memType.id, $0.baseAddress) }
+            guard status >= 0 else { throw fail(.unreadable, what, "strings cannot be read (\(Self.errorStackMessage()))") }
+            defer { for pointer in pointers { free(pointer) } }
+            return pointers.map { $0.map { String(cString: $0) } ?? "" }
+        }
+        let width = H5Tget_size(fileType)
+        H5Tset_size(memType.id, width)
+        var bytes = [UInt8](repeating: 0, count: count * width)
+        let status = bytes.withUnsafeMutableBytes { read(memType.id, $0.baseAddress) }
+        guard status >= 0 else { throw fail(.unreadable, what, "strings cannot be read (\(Self.errorStackMessage()))") }
+        return (0..<count).map { index in
+            let slice = bytes[(index * width)..<((index + 1) * width)]
+            let end = slice.firstIndex(of: 0) ?? slice.endIndex
+            return String(decoding: slice[slice.startIndex..<end], as: UTF8.self)
+        }
+    }
+}
+
+/// Swift element types that map onto an HDF5 native memory type.
+protocol H5NativeType: Numeric, BitwiseCopyable {
+    static var h5Type: hid_t { get }
+}
+
+extension Double: H5NativeType { static var h5Type: hid_t { sc_h5t_native_double() } }
+extension Float: H5NativeType { static var h5Type: hid_t { sc_h5t_native_float() } }
+extension Int8: H5NativeType { static var h5Type: hid_t { sc_h5t_native_int8() } }
+extension Int16: H5NativeType { static var h5Type: hid_t { sc_h5t_native_int16() } }
+extension Int32: H5NativeType { static var h5Type: hid_t { sc_h5t_native_int32() } }
+extension Int64: H5NativeType { static var h5Type: hid_t { sc_h5t_native_int64() } }
+extension UInt8: H5NativeType { static var h5Type: hid_t { sc_h5t_native_uint8() } }
+extension UInt16: H5NativeType { static var h5Type: hid_t { sc_h5t_native_uint16() } }
+extension UInt32: H5NativeType { static var h5Type: hid_t { sc_h5t_native_uint32() } }
+extension UInt64: H5NativeType { static var h5Type: hid_t { sc_h5t_native_uint64() } }
+
+/// An open dataset, kept open across the many hyperslab reads of a streaming pass, with a chunk
+/// cache large enough that a compressed chunk straddling two blocks is decompressed once.
+final class H5Dataset {
+    let reader: H5Reader
+    let path: String
+    let handle: H5ID
+    let shape: [Int]
+
+    init(_ reader: H5Reader, _ path: String, chunkCacheBytes: Int = 0) throws(AnnDataError) {
+        self.reader = reader
+        self.path = path
+        var access = sc_h5p_default()
+        var accessList: H5ID?
+        if chunkCacheBytes > 0 {
+            let list = H5ID(H5Pcreate(sc_h5p_dataset_access()), close: H5Pclose)
+            H5Pset_chunk_cache(list.id, 12_421, chunkCacheBytes, 0.75)
+            accessList = list
+            access = list.id
+        }
+        let id = H5Dopen2(reader.file.id, path, access)
+        _ = accessList
+        guard id >= 0 else { throw reader.fail(.missingElement, path, "dataset cannot be opened (\(H5Reader.errorStackMessage()))") }
+        handle = H5ID(id, close: H5Dclose)
+        let space = H5ID(H5Dget_space(id), close: H5Sclose)
+        let rank = Int(H5Sget_simple_extent_ndims(space.id))
+        var dims = [hsize_t](repeating: 0, count: max(rank, 1))
+        if rank > 0 { H5Sget_simple_extent_dims(space.id, &dims, nil) }
+        shape = dims.prefix(rank).map { Int($0) }
+    }
+
+    /// Reads the hyperslab `start`+`count` (one entry per dimension; nil = everything) as `T`,
+    /// straight into uninitialised storage (no zero-fill of a buffer about to be overwritten).
+    func read<T: H5NativeType>(as: T.Type, start: [Int]?, count: [Int]?) throws(AnnDataError) -> [T] {
+        let total = count?.reduce(1, *) ?? shape.reduce(1, *)
+        if total == 0 { return [] }
+        var failure: AnnDataError?
+        let values = [T](unsafeUninitializedCapacity: total) { buffer, initialized in
+            do throws(AnnDataError) {
+                try read(into: UnsafeMutableRawPointer(buffer.baseAddress!), type: T.h5Type, start: start, count: count)
+                initialized = total
+            } catch {
+                failure = error
+                initialized = 0
+            }
+        }
+        if let failure { throw failure }
+        return values
+    }
+
+    /// Reads a hyperslab of numbers as Double. The values are read in their stored type and
+    /// widened here: libhdf5's own conversion path is several times slower than the read itself.
+    func readDoubles(_ type: ElementType, start: [Int], count: [Int]) throws(AnnDataError) -> [Double] {
+        func widen<T: H5NativeType>(_: T.Type, _ convert: (T) -> Double) throws(AnnDataError) -> [Double] {
+            let raw = try read(as: T.self, start: start, count: count)
+            return [Double](unsafeUninitializedCapacity: raw.count) { buffer, initialized in
+                raw.withUnsafeBufferPointer { source in
+                    for k in 0..<source.count { buffer[k] = convert(source[k]) }
+                }
+                initialized = raw.count
+            }
+        }
+        switch type {
+        case .float64: return try read(as: Double.self, start: start, count: count)
+        case .float32: return try widen(Float.self) { Double($0) }
+        case .int8: return try widen(Int8.self) { Double($0) }
+        case .int16: return try widen(Int16.self) { Double($0) }
+        case .int32: return try widen(Int32.self) { Double($0) }
+        case .int64: return try widen(Int64.self) { Double($0) }
+        case .uint8, .bool: return try widen(UInt8.self) { Double($0) }
+        case .uint16: return try widen(UInt16.self) { Double($0) }
+        case .uint32: return try widen(UInt32.self) { Double($0) }
+        case .uint64: return try widen(UInt64.self) { Double($0) }
+        }
+    }
+
+    func read(into buffer: UnsafeMutableRawPointer, type: hid_t, start: [Int]?, count: [Int]?) throws(AnnDataError) {
+        guard let start, let count else {
+            guard H5Dread(handle.id, type, sc_h5s_all(), sc_h5s_all(), sc_h5p_default(), buffer) >= 0 else {
+                throw reader.fail(.unreadable, path, "read failed (\(H5Reader.errorStackMessage()))")
+            }
+            return
+        }
+        for (dimension, (first, length)) in zip(start, count).enumerated()
+        where first < 0 || length < 0 || first + length > shape[dimension] {
+            throw reader.fail(.corruptSparse, path, "selection \(start)+\(count) lies outside the dataset's shape \(shape)")
+        }
+        let fileSpace = H5ID(H5Dget_space(handle.id), close: H5Sclose)
+        var hStart = start.map { hsize_t($0) }
+        var hCount = count.map { hsize_t($0) }
+        guard H5Sselect_hyperslab(fileSpace.id, H5S_SELECT_SET, &hStart, nil, &hCount, nil) >= 0 else {
+            throw reader.fail(.unreadable, path, "cannot select \(start)+\(count)")
+        }
+        var memoryDims = [hsize_t(count.reduce(1, *))]
+        let memorySpace = H5ID(H5Screate_simple(1, &memoryDims, nil), close: H5Sclose)
+        guard H5Dread(handle.id, type, memorySpace.id, fileSpace.id, sc_h5p_default(), buffer) >= 0 else {
+            throw reader.fail(.unreadable, path, "read failed (\(H5Reader.errorStackMessage()))")
+        }
+    }
+}

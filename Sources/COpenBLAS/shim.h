@@ -1,0 +1,13 @@
+#ifndef SCTRIAL_COPENBLAS_SHIM_H
+#define SCTRIAL_COPENBLAS_SHIM_H
+#include <cblas.h>
+
+/* OpenBLAS bundles LAPACK; Debian ships no lapack.h with libopenblas-dev, so the Fortran entry
+   points we use are declared here (column-major, all arguments by reference). */
+void dgesdd_(const char *jobz, const int *m, const int *n, double *a, const int *lda, double *s,
+             double *u, const int *ldu, double *vt, const int *ldvt, double *work,
+             const int *lwork, int *iwork, int *info);
+void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
+void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a, const int *lda,
+             double *b, const int *ldb, int *info);
+#endif
