@@ -41,14 +41,22 @@ public final class AnnDataFile {
         if reader.kind(of: "/layers") == .group {
             names += try reader.members(of: "/layers").map { "layers/\($0)" }
         }
-        if reader.exists("/raw/X") { names.append("raw/X") }
+        if rawMatrixPath != nil { names.append("raw/X") }
         return names
+    }
+
+    /// anndata < 0.7 wrote raw as top-level `raw.X` / `raw.var`.
+    private var rawMatrixPath: String? { ["/raw/X", "/raw.X"].first(where: reader.exists) }
+    private var rawVarPath: String? { ["/raw/var", "/raw.var"].first(where: reader.exists) }
+
+    private func path(ofMatrix name: String) -> String {
+        name == "raw/X" ? rawMatrixPath ?? "/raw/X" : "/" + name
     }
 
     /// Accepts `X`, `raw/X`, `layers/NAME` or a bare layer name.
     public func resolveMatrixName(_ name: String) throws(AnnDataError) -> String {
         let candidates = name == "X" || name == "raw/X" || name.hasPrefix("layers/") ? [name] : [name, "layers/\(name)"]
-        for candidate in candidates where reader.exists("/" + candidate) { return candidate }
+        for candidate in candidates where reader.exists(path(ofMatrix: candidate)) { return candidate }
         let known = (try? matrixNames())?.joined(separator: ", ") ?? ""
         throw reader.fail(.missingElement, "/" + candidates.last!, "no such matrix (present: \(known.isEmpty ? "none" : known))")
     }
@@ -57,7 +65,7 @@ public final class AnnDataFile {
     /// chunking, compression; `indices`/`data` lengths and the `indptr` length against `shape`.
     public func matrixInfo(_ name: String) throws(AnnDataError) -> MatrixInfo {
         let resolved = try resolveMatrixName(name)
-        let path = "/" + resolved
+        let path = path(ofMatrix: resolved)
         let expectedRows = nObs
         let expectedCols = resolved == "raw/X" ? try rawVarCount() : nVars
         let info: MatrixInfo
@@ -160,7 +168,8 @@ public final class AnnDataFile {
 
     /// The `raw` var dataframe, when the file has `raw`.
     public func rawVars() throws(AnnDataError) -> DataFrameReader? {
-        reader.exists("/raw/var") ? try DataFrameReader(reader: reader, path: "/raw/var") : nil
+        guard let rawVarPath else { return nil }
+        return try DataFrameReader(reader: reader, path: rawVarPath)
     }
 
     private func rawVarCount() throws(AnnDataError) -> Int {

@@ -32,7 +32,15 @@ public struct ColumnInfo: Sendable, Codable, Equatable {
 /// pre-0.8 rules (plain datasets, categoricals as codes with a `categories` object reference to
 /// `__categories/<name>`).
 public struct DataFrameReader {
+    /// anndata ≥ 0.7 writes a group of columns; anndata < 0.7 wrote one compound dataset (a numpy
+    /// record array) with categories kept elsewhere as `<column>_categories`.
+    enum Layout {
+        case group
+        case records(fields: [H5Reader.CompoundField], categoriesGroup: String)
+    }
+
     let reader: H5Reader
+    let layout: Layout
     /// HDF5 path of the dataframe group, e.g. `/obs`.
     public let path: String
     /// Name of the dataset holding the row names.
@@ -45,7 +53,22 @@ public struct DataFrameReader {
     init(reader: H5Reader, path: String) throws(AnnDataError) {
         self.reader = reader
         self.path = path
-        guard reader.kind(of: path) == .group else {
+        switch reader.kind(of: path) {
+        case .group:
+            layout = .group
+        case .dataset:
+            guard let fields = try reader.compoundFields(path) else {
+                throw reader.fail(.notAnnData, path, "expected a dataframe (a group, or a record array from anndata < 0.7)")
+            }
+            guard let index = fields.first(where: { $0.name == "index" }) ?? fields.first(where: \.isString) else {
+                throw reader.fail(.notAnnData, path, "record array without a string index field")
+            }
+            // anndata 0.6 kept obs/var categories in uns, raw.var's in raw.cat.
+            layout = .records(fields: fields, categoriesGroup: path == "/raw.var" ? "/raw.cat" : "/uns")
+            indexName = index.name
+            columnNames = fields.map(\.name).filter { $0 != index.name }
+            return
+        default:
             throw reader.fail(.notAnnData, path, reader.exists(path) ? "expected a dataframe group" : "missing (not an AnnData file?)")
         }
         if let type = try reader.stringAttribute(path, "encoding-type") {
@@ -82,6 +105,7 @@ public struct DataFrameReader {
 
     /// Number of rows, from the index dataset's shape (metadata only).
     public func rowCount() throws(AnnDataError) -> Int {
+        if case .records = layout { return try reader.compoundRowCount(path) }
         let indexPath = memberPath(indexName)
         if reader.kind(of: indexPath) == .dataset {
             return try reader.datasetInfo(indexPath).shape.first ?? 0
@@ -100,7 +124,12 @@ public struct DataFrameReader {
 
     private func readColumn(named name: String, expectedCount: Int?) throws(AnnDataError) -> Column {
         let element = memberPath(name)
-        let values = try readValues(element)
+        let values: ColumnValues
+        if case .records(let fields, let categoriesGroup) = layout {
+            values = try recordValues(fields.first { $0.name == name }!, categoriesGroup: categoriesGroup)
+        } else {
+            values = try readValues(element)
+        }
         let column = Column(name: name, values: values)
         if let expectedCount, column.count != expectedCount {
             throw reader.fail(.shapeMismatch, element, "column has \(column.count) rows but the dataframe has \(expectedCount)")
@@ -139,6 +168,19 @@ public struct DataFrameReader {
     /// Summary of a column: reads metadata, plus the (small) category list of a categorical.
     public func info(_ name: String) throws(AnnDataError) -> ColumnInfo {
         let element = memberPath(name)
+        if case .records(let fields, let categoriesGroup) = layout {
+            guard let field = fields.first(where: { $0.name == name }) else {
+                throw reader.fail(.missingElement, element, "no such column")
+            }
+            let dtype = field.isString ? "string" : field.elementType?.rawValue ?? "unknown"
+            if let levelsPath = legacyCategoriesPath(field, categoriesGroup) {
+                let levels = try categoryLevels(levelsPath)
+                return ColumnInfo(name: name, kind: .categorical, dtype: dtype, nCategories: levels.count,
+                                  categories: levels.labels, ordered: false)
+            }
+            let kind: ColumnKind = field.isString ? .string : field.elementType == .bool ? .bool : .numeric
+            return ColumnInfo(name: name, kind: kind, dtype: dtype, nCategories: nil, categories: nil, ordered: nil)
+        }
         let encoding = try reader.stringAttribute(element, "encoding-type")
         switch encoding {
         case "categorical":
@@ -160,9 +202,9 @@ public struct DataFrameReader {
             let data = try reader.datasetInfo(element)
             if let levelsPath = try reader.referencedPath(element, "categories") {
                 let levels = try categoryLevels(levelsPath)
-                let ordered = (try reader.integerArrayAttribute(element, "ordered"))?.first ?? 0
+                let ordered = try legacyOrdered(codes: element, levels: levelsPath)
                 return ColumnInfo(name: name, kind: .categorical, dtype: Self.dtypeName(data),
-                                  nCategories: levels.count, categories: levels.labels, ordered: ordered != 0)
+                                  nCategories: levels.count, categories: levels.labels, ordered: ordered)
             }
             let kind: ColumnKind = data.isString ? .string : data.elementType == .bool ? .bool : .numeric
             return ColumnInfo(name: name, kind: kind, dtype: Self.dtypeName(data), nCategories: nil, categories: nil, ordered: nil)
@@ -177,6 +219,29 @@ public struct DataFrameReader {
     }
 
     // MARK: - Element readers
+
+    /// An integer field with a `<name>_categories` dataset beside it was a categorical.
+    private func legacyCategoriesPath(_ field: H5Reader.CompoundField, _ group: String) -> String? {
+        guard field.elementType?.isInteger == true else { return nil }
+        let candidate = "\(group)/\(field.name)_categories"
+        return reader.kind(of: candidate) == .dataset ? candidate : nil
+    }
+
+    private func recordValues(_ field: H5Reader.CompoundField, categoriesGroup: String) throws(AnnDataError) -> ColumnValues {
+        if field.isString { return .string(try reader.readCompoundStrings(path, field: field.name)) }
+        guard let type = field.elementType else {
+            throw reader.fail(.wrongType, "\(path)[\(field.name)]", "unsupported field type")
+        }
+        if type == .bool { return .bool(try reader.readCompoundBytes(path, field: field.name).map { $0 != 0 }) }
+        let numbers = try reader.readCompoundNumbers(path, field: field.name)
+        if let levelsPath = legacyCategoriesPath(field, categoriesGroup) {
+            let levels = try categoryLevels(levelsPath)
+            let codes = numbers.map { Int32($0) }
+            try validate(codes: codes, levels: levels.count, element: "\(path)[\(field.name)]")
+            return .categorical(Categorical(codes: codes, levels: levels, ordered: false, codeType: type))
+        }
+        return .numeric(numbers, type)
+    }
 
     private func plainArray(_ element: String) throws(AnnDataError) -> ColumnValues {
         let info = try reader.datasetInfo(element)
@@ -203,9 +268,15 @@ public struct DataFrameReader {
     private func legacyCategorical(codes element: String, levels levelsPath: String) throws(AnnDataError) -> Categorical {
         let (codes, codeType) = try codesArray(element)
         let levels = try categoryLevels(levelsPath)
-        let ordered = (try reader.integerArrayAttribute(element, "ordered"))?.first ?? 0
+        let ordered = try legacyOrdered(codes: element, levels: levelsPath)
         try validate(codes: codes, levels: levels.count, element: element)
-        return Categorical(codes: codes, levels: levels, ordered: ordered != 0, codeType: codeType)
+        return Categorical(codes: codes, levels: levels, ordered: ordered, codeType: codeType)
+    }
+
+    /// anndata 0.7 put the ordered flag on the `__categories` dataset, not on the codes.
+    private func legacyOrdered(codes: String, levels: String) throws(AnnDataError) -> Bool {
+        if let flag = try reader.integerArrayAttribute(levels, "ordered") { return flag.first != 0 }
+        return (try reader.integerArrayAttribute(codes, "ordered"))?.first.map { $0 != 0 } ?? false
     }
 
     private func codesArray(_ path: String) throws(AnnDataError) -> ([Int32], ElementType) {
@@ -224,6 +295,16 @@ public struct DataFrameReader {
     }
 
     private func categoryLevels(_ path: String) throws(AnnDataError) -> CategoryLevels {
+        if reader.kind(of: path) == .group {
+            // anndata 0.11+ writes the categories of a pandas string-dtype categorical as an
+            // encoded element (nullable-string-array), not a plain dataset.
+            switch try readValues(path) {
+            case .string(let values), .nullableString(let values, _): return .strings(values)
+            case .numeric(let values, let type): return .numbers(values, type)
+            case .nullableInteger(let values, _, let type): return .numbers(values.map(Double.init), type)
+            default: throw reader.fail(.wrongType, path, "unsupported category element")
+            }
+        }
         let info = try reader.datasetInfo(path)
         try reader.requireFilters(info)
         if info.isString { return .strings(try reader.readStringDataset(path)) }

@@ -236,7 +236,7 @@ final class H5Reader {
         guard length > 0 else { throw fail(.unreadable, path, "attribute '\(name)' refers to an unnamed object") }
         var buffer = [CChar](repeating: 0, count: length + 1)
         H5Iget_name(handle.id, &buffer, length + 1)
-        return String(cString: buffer)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     // MARK: - Datasets
@@ -280,7 +280,7 @@ final class H5Reader {
             var name = [CChar](repeating: 0, count: 256)
             var config: UInt32 = 0
             let filter = H5Pget_filter2(plist.id, UInt32(index), &flags, &nValues, nil, 256, &name, &config)
-            filters.append(FilterInfo(id: Int(filter), name: Self.filterName(Int(filter), declared: String(cString: name))))
+            filters.append(FilterInfo(id: Int(filter), name: Self.filterName(Int(filter), declared: String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))))
         }
         return DatasetInfo(path: path, shape: dims.prefix(rank).map { Int($0) }, typeClass: typeClass,
                            elementType: Self.elementType(type.id), chunks: chunks, filters: filters,
@@ -361,6 +361,95 @@ final class H5Reader {
         return values
     }
 
+    // MARK: - Compound datasets (anndata < 0.7 stored obs/var as record arrays)
+
+    struct CompoundField {
+        let name: String
+        let isString: Bool
+        let elementType: ElementType?
+    }
+
+    /// The fields of a compound dataset, in stored order; nil when the dataset is not compound.
+    func compoundFields(_ path: String) throws(AnnDataError) -> [CompoundField]? {
+        let dataset = try openDataset(path)
+        let type = H5ID(H5Dget_type(dataset.id), close: H5Tclose)
+        guard H5Tget_class(type.id) == H5T_COMPOUND else { return nil }
+        return (0..<UInt32(max(0, H5Tget_nmembers(type.id)))).map { index in
+            let namePointer = H5Tget_member_name(type.id, index)
+            defer { free(namePointer) }
+            let member = H5ID(H5Tget_member_type(type.id, index), close: H5Tclose)
+            return CompoundField(name: namePointer.map { String(cString: $0) } ?? "",
+                                 isString: H5Tget_class(member.id) == H5T_STRING,
+                                 elementType: Self.elementType(member.id))
+        }
+    }
+
+    /// One field of a compound dataset: HDF5 matches compound members by name, so a memory type
+    /// holding only that member reads just it.
+    private func readCompoundField(_ path: String, field: String, memberType: hid_t, size: Int,
+                                   into buffer: UnsafeMutableRawPointer) throws(AnnDataError) {
+        let dataset = try openDataset(path)
+        let memType = H5ID(H5Tcreate(H5T_COMPOUND, size), close: H5Tclose)
+        H5Tinsert(memType.id, field, 0, memberType)
+        guard H5Dread(dataset.id, memType.id, sc_h5s_all(), sc_h5s_all(), sc_h5p_default(), buffer) >= 0 else {
+            throw fail(.unreadable, "\(path)[\(field)]", "field cannot be read (\(Self.errorStackMessage()))")
+        }
+    }
+
+    func compoundRowCount(_ path: String) throws(AnnDataError) -> Int {
+        try datasetInfo(path).shape.first ?? 0
+    }
+
+    func readCompoundNumbers(_ path: String, field: String) throws(AnnDataError) -> [Double] {
+        var values = [Double](repeating: 0, count: try compoundRowCount(path))
+        if values.isEmpty { return values }
+        let result: Result<Void, AnnDataError> = values.withUnsafeMutableBytes { buffer in
+            Result { () throws(AnnDataError) in
+                try readCompoundField(path, field: field, memberType: sc_h5t_native_double(), size: 8, into: buffer.baseAddress!)
+            }
+        }
+        try result.get()
+        return values
+    }
+
+    /// A 1-byte field (numpy bool, stored as an enum HDF5 cannot convert to a number).
+    func readCompoundBytes(_ path: String, field: String) throws(AnnDataError) -> [Int8] {
+        let dataset = try openDataset(path)
+        let fileType = H5ID(H5Dget_type(dataset.id), close: H5Tclose)
+        let index = H5Tget_member_index(fileType.id, field)
+        guard index >= 0 else { throw fail(.missingElement, "\(path)[\(field)]", "no such field") }
+        let member = H5ID(H5Tget_member_type(fileType.id, UInt32(index)), close: H5Tclose)
+        let native = H5ID(H5Tget_native_type(member.id, H5T_DIR_ASCEND), close: H5Tclose)
+        guard H5Tget_size(native.id) == 1 else { throw fail(.wrongType, "\(path)[\(field)]", "expected 1-byte booleans") }
+        var values = [Int8](repeating: 0, count: try compoundRowCount(path))
+        if values.isEmpty { return values }
+        let result: Result<Void, AnnDataError> = values.withUnsafeMutableBytes { buffer in
+            Result { () throws(AnnDataError) in
+                try readCompoundField(path, field: field, memberType: native.id, size: 1, into: buffer.baseAddress!)
+            }
+        }
+        try result.get()
+        return values
+    }
+
+    func readCompoundStrings(_ path: String, field: String) throws(AnnDataError) -> [String] {
+        let count = try compoundRowCount(path)
+        if count == 0 { return [] }
+        let stringType = H5ID(H5Tcopy(sc_h5t_c_s1()), close: H5Tclose)
+        H5Tset_size(stringType.id, sc_h5t_variable())
+        H5Tset_cset(stringType.id, H5T_CSET_UTF8)
+        var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
+        let result: Result<Void, AnnDataError> = pointers.withUnsafeMutableBytes { buffer in
+            Result { () throws(AnnDataError) in
+                try readCompoundField(path, field: field, memberType: stringType.id, size: MemoryLayout<UnsafeMutablePointer<CChar>?>.size,
+                                      into: buffer.baseAddress!)
+            }
+        }
+        defer { for pointer in pointers { free(pointer) } }
+        try result.get()
+        return pointers.map { $0.map { String(cString: $0) } ?? "" }
+    }
+
     /// Reads a whole string dataset (variable- or fixed-length, ASCII or UTF-8).
     func readStringDataset(_ path: String) throws(AnnDataError) -> [String] {
         let dataset = try openDataset(path)
@@ -388,6 +477,8 @@ final class H5Reader {
         }
         let width = H5Tget_size(fileType)
         H5Tset_size(memType.id, width)
+        // Null-padded memory strings need no terminator: a full-width "anndata" stays whole.
+        H5Tset_strpad(memType.id, H5T_STR_NULLPAD)
         var bytes = [UInt8](repeating: 0, count: count * width)
         let status = bytes.withUnsafeMutableBytes { read(memType.id, $0.baseAddress) }
         guard status >= 0 else { throw fail(.unreadable, what, "strings cannot be read (\(Self.errorStackMessage()))") }

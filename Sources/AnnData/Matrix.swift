@@ -105,7 +105,7 @@ public enum Slab: Sendable, Equatable {
 /// budget is still read whole: the alternative is not reading it at all.
 public struct ReadBudget: Sendable, Equatable {
     public let bytes: Int
-    public init(bytes: Int) { self.bytes = max(bytes, 1 << 16) }
+    public init(bytes: Int) { self.bytes = max(bytes, 1) }
     public init(megabytes: Int) { self.init(bytes: megabytes << 20) }
     public static let `default` = ReadBudget(megabytes: 256)
 

@@ -22,8 +22,10 @@ import Testing
     func matricesStreamToTheSameSums(_ name: String) throws {
         let expected = try #require(Fixtures.expected.files[name])
         let file = try AnnDataFile(path: Fixtures.path(name))
-        #expect(Set(try file.matrixNames()) == Set(expected.matrices.keys), "\(name)")
-        for (matrixName, want) in expected.matrices {
+        // The generator keys matrices by on-disk path; anndata 0.6 wrote raw as `raw.X`.
+        let wanted = Dictionary(uniqueKeysWithValues: expected.matrices.map { ($0.key == "raw.X" ? "raw/X" : $0.key, $0.value) })
+        #expect(Set(try file.matrixNames()) == Set(wanted.keys), "\(name)")
+        for (matrixName, want) in wanted {
             // A tiny budget forces many blocks, so block boundaries are exercised too.
             let reader = try file.matrix(matrixName, budget: ReadBudget(bytes: 1))
             let info = reader.info
