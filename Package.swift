@@ -26,8 +26,14 @@ let package = Package(
         // Pure numerics over arrays, no I/O: distributions, BH, rank tests, regression, bootstrap.
         .target(name: "Stats", dependencies: ["COpenBLAS"]),
 
+        // The analyses: units, parameters and rows; numerics from Stats, data from AnnData.
+        .target(name: "Analyses", dependencies: ["AnnData", "Stats"]),
+
+        // Plans, run directories, executors and the reducer.
+        .target(name: "Orchestration", dependencies: ["Analyses", "AnnData"]),
+
         .executableTarget(name: "sctrial-plan", dependencies: [
-            "AnnData",
+            "AnnData", "Analyses", "Orchestration",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "sctrial-worker", dependencies: [
@@ -36,7 +42,8 @@ let package = Package(
         ]),
 
         .testTarget(name: "AnnDataTests", dependencies: ["AnnData"]),
-        .testTarget(name: "StatsTests", dependencies: ["Stats"]),
+        .testTarget(name: "StatsTests", dependencies: ["Stats"], exclude: ["Goldens"]),
+        .testTarget(name: "AnalysesTests", dependencies: ["Analyses"]),
         // Runs the built executables as a user would: exit codes, messages, JSON.
         .testTarget(name: "CLITests", dependencies: ["sctrial-plan"]),
     ],

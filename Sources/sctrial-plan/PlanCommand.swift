@@ -1,0 +1,114 @@
+import Analyses
+import ArgumentParser
+import Foundation
+import Orchestration
+
+struct PlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Plan an analysis of an .h5ad file into a run directory.",
+        discussion: "Validates the design against the file and writes RUN/plan.json; `sctrial-plan run RUN` computes it.",
+        subcommands: [PlanDE.self])
+}
+
+struct PlanDE: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "de",
+        abstract: "Perturbation-vs-control differential expression (pdex 0.1.28 semantics).",
+        discussion: """
+            Each perturbation (a label of --groupby-key) is compared with the reference cells, gene \
+            by gene: Wilcoxon rank-sum (Mann-Whitney U; exact when a group has ≤ 8 cells and no \
+            ties), Anderson-Darling k-sample, or Student t-test. results.csv has pdex's columns \
+            target, reference, feature, target_mean, reference_mean, percent_change, fold_change, \
+            p_value, statistic, fdr (Benjamini-Hochberg over all rows), targets in order of first \
+            appearance and genes in var order. --reference rest compares each group with all \
+            other cells (one-vs-rest).
+
+            The data must be non-negative expression (counts or normalised); log1p data is \
+            detected as pdex does (any value with a fractional part above 0.001) unless \
+            --is-log1p says otherwise.
+            """)
+
+    @Argument(help: "The .h5ad file.")
+    var input: String
+
+    @Option(help: "Run directory to create.")
+    var out: String
+
+    @Option(help: "obs column holding the perturbation labels.")
+    var groupbyKey = "target_gene"
+
+    @Option(help: "Reference label, or 'rest' for one-vs-rest.")
+    var reference = "non-targeting"
+
+    @Option(help: "Targets to test: a,b,c or @file (one per line). Default: all.")
+    var groups: String?
+
+    @Option(help: "wilcoxon, anderson or t-test.")
+    var metric: DEParameters.Metric = .wilcoxon
+
+    @Flag(help: "Wilcoxon without continuity correction (pdex tie_correct=False; the tie variance is always used).")
+    var noTieCorrect = false
+
+    @Option(help: "auto, true or false: whether the values are log1p.")
+    var isLog1p: DEParameters.Log1p = .auto
+
+    @Flag(help: "For log1p data, average expm1(x) instead of taking expm1 of the mean.")
+    var noExpPostAgg = false
+
+    @Option(help: "Clip fold changes with a zero mean to this value (and its inverse), or 'none'.")
+    var clipValue = "20"
+
+    @Option(help: "Matrix to test: a layer name (default X).")
+    var layer: String?
+
+    @Option(help: "Threads per worker.")
+    var threads = ProcessInfo.processInfo.activeProcessorCount
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        if clipValue != "none" {
+            guard let value = Double(clipValue), value.isFinite, value > 0 else {
+                throw ValidationError("--clip-value must be a positive number or 'none', got '\(clipValue)'")
+            }
+        }
+    }
+
+    func run() throws {
+        var parameters = DEParameters()
+        parameters.groupbyKey = groupbyKey
+        parameters.reference = .init(reference)
+        parameters.groups = try groups.map { try ListArgument.parse($0, option: "--groups") }
+        parameters.metric = metric
+        parameters.continuityCorrection = !noTieCorrect
+        parameters.isLog1p = isLog1p
+        parameters.expPostAggregation = !noExpPostAgg
+        parameters.clipValue = clipValue == "none" ? nil : Double(clipValue)
+        parameters.layer = layer
+        let plan = try reportingFailure {
+            try DERun.plan(input: input, parameters: parameters, run: RunDirectory(out), threads: threads)
+        }
+        guard let de = plan.analysis.de else { return }
+        print("planned DE in \(out): \(plan.input.nObs) cells × \(plan.input.nVars) genes, metric \(metric.rawValue), reference \(reference), log1p \(de.isLog1p)")
+        print("next: sctrial-plan run \(out)")
+    }
+}
+
+extension DEParameters.Metric: ExpressibleByArgument {}
+extension DEParameters.Log1p: ExpressibleByArgument {}
+
+/// `a,b,c` or `@file` (one item per line, blank lines ignored).
+enum ListArgument {
+    static func parse(_ text: String, option: String) throws -> [String] {
+        if text.hasPrefix("@") {
+            let path = String(text.dropFirst())
+            guard let content = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ValidationError("\(option): cannot read \(path)")
+            }
+            return content.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        let items = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !items.isEmpty else { throw ValidationError("\(option) is empty") }
+        return items
+    }
+}

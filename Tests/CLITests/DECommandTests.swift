@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+
+@Suite struct DECommandTests {
+    let de = CLI.repository.appendingPathComponent("Tests/Fixtures/de")
+
+    func temporaryRun() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("sctrial-de-\(UUID().uuidString)").path
+    }
+
+    @Test func planThenRunWritesPdexColumnsAndRows() throws {
+        let run = temporaryRun()
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        let plan = try CLI.run(["plan", "de", de.appendingPathComponent("counts_dense_f64.h5ad").path, "--out", run, "--metric", "t-test", "--threads", "1"])
+        #expect(plan.status == 0, "\(plan.stderr)")
+        let result = try CLI.run(["run", run])
+        #expect(result.status == 0, "\(result.stderr)")
+        let ours = try String(contentsOfFile: run + "/results.csv", encoding: .utf8).split(separator: "\n")
+        let golden = try String(contentsOf: de.appendingPathComponent("counts_dense_f64_ttest.csv"), encoding: .utf8).split(separator: "\n")
+        #expect(ours.first == golden.first)
+        #expect(ours.count == golden.count)
+        for (a, b) in zip(ours.dropFirst(), golden.dropFirst()) {
+            let x = a.split(separator: ",", omittingEmptySubsequences: false)
+            let y = b.split(separator: ",", omittingEmptySubsequences: false)
+            #expect(x[0..<3] == y[0..<3])
+            for (u, v) in zip(x[3...], y[3...]) {
+                let (p, q) = (Double(u) ?? .nan, Double(v) ?? .nan)
+                #expect(p == q || (p.isNaN && q.isNaN) || abs(p - q) <= 1e-9 * abs(q), "\(a) vs \(b)")
+            }
+        }
+        // No temporary file is left beside the results.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: run).sorted() == ["plan.json", "results.csv"])
+    }
+
+    @Test(arguments: [
+        (["--reference", "not-a-label"], "has no cells labelled 'not-a-label'"),
+        (["--groupby-key", "nope"], "/obs/nope: no such column"),
+        (["--groups", "X1,X2"], "none of --groups"),
+        (["--layer", "missing"], "no such matrix"),
+    ])
+    func badDesignIsRefusedAtPlanTime(_ extra: [String], _ message: String) throws {
+        let run = temporaryRun()
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        let result = try CLI.run(["plan", "de", de.appendingPathComponent("counts_csr_f32.h5ad").path, "--out", run] + extra)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains(message), "\(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1)
+        #expect(!FileManager.default.fileExists(atPath: run + "/plan.json"))
+    }
+
+    @Test func unknownMetricIsAUsageError() throws {
+        let result = try CLI.run(["plan", "de", de.appendingPathComponent("counts_csr_f32.h5ad").path, "--out", temporaryRun(), "--metric", "kolmogorov"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("'kolmogorov' is invalid for '--metric"))
+    }
+
+    @Test func negativeValuesNeedLog1p() throws {
+        let file = CLI.fixture("0.12.19-standard.h5ad")
+        let result = try CLI.run(["plan", "de", file, "--out", temporaryRun(), "--groupby-key", "celltype", "--reference", "B",
+                                  "--layer", "scaled", "--is-log1p", "false"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("/layers/scaled has negative values"), "\(result.stderr)")
+    }
+
+    @Test func inputChangedAfterPlanningIsRefused() throws {
+        let run = temporaryRun()
+        let copy = run + "-input.h5ad"
+        defer { try? FileManager.default.removeItem(atPath: run); try? FileManager.default.removeItem(atPath: copy) }
+        try FileManager.default.copyItem(atPath: de.appendingPathComponent("counts_csr_f32.h5ad").path, toPath: copy)
+        #expect(try CLI.run(["plan", "de", copy, "--out", run]).status == 0)
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: 60)], ofItemAtPath: copy)
+        let result = try CLI.run(["run", run])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("changed since planning"))
+        #expect(!FileManager.default.fileExists(atPath: run + "/results.csv"))
+    }
+}
