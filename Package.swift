@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "Stats", dependencies: ["COpenBLAS"]),
 
         // The analyses: units, parameters and rows; numerics from Stats, data from AnnData.
-        .target(name: "Analyses", dependencies: ["AnnData", "Stats"]),
+        .target(name: "Analyses", dependencies: ["AnnData", "Stats", "CCurl"]),
 
         // Plans, run directories, executors and the reducer.
         .target(name: "Orchestration", dependencies: ["Analyses", "AnnData"]),

@@ -53,12 +53,13 @@ public enum DERun {
         var parameters = de.parameters
         parameters.isLog1p = de.isLog1p ? .yes : .no
         let table = try DifferentialExpression.run(path: plan.input.path, parameters: parameters, threads: threads)
-        var text = CSV.line(DETable.columns)
+        var text = DETable.columns.joined(separator: ",") + "\n"
         text.reserveCapacity(table.rows.count * 120)
         for (row, fdr) in zip(table.rows, table.fdr) {
-            text += CSV.line([CSV.field(row.target), CSV.field(row.reference), CSV.field(row.feature),
-                              CSV.number(row.targetMean), CSV.number(row.referenceMean), CSV.number(row.percentChange),
-                              CSV.number(row.foldChange), CSV.number(row.pValue), CSV.number(row.statistic), CSV.number(fdr)])
+            text += [CSVText.field(row.target), CSVText.field(row.reference), CSVText.field(row.feature),
+                     CSVText.number(row.targetMean), CSVText.number(row.referenceMean), CSVText.number(row.percentChange),
+                     CSVText.number(row.foldChange), CSVText.number(row.pValue), CSVText.number(row.statistic),
+                     CSVText.number(fdr)].joined(separator: ",") + "\n"
         }
         try AtomicFile.write(Data(text.utf8), to: run.resultsURL)
         return table

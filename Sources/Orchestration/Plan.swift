@@ -24,7 +24,7 @@ public struct Plan: Codable, Sendable, Equatable {
 
     /// The analysis and its settled parameters; `kind` says which member is set.
     public struct Analysis: Codable, Sendable, Equatable {
-        public enum Kind: String, Codable, Sendable { case de }
+        public enum Kind: String, Codable, Sendable { case de, did }
 
         public struct DE: Codable, Sendable, Equatable {
             public var parameters: DEParameters
@@ -36,9 +36,14 @@ public struct Plan: Codable, Sendable, Equatable {
 
         public var kind: Kind
         public var de: DE?
+        public var did: DiDParameters?
 
         public static func de(_ parameters: DEParameters, isLog1p: Bool) -> Analysis {
             Analysis(kind: .de, de: DE(parameters: parameters, isLog1p: isLog1p))
+        }
+
+        public static func did(_ parameters: DiDParameters) -> Analysis {
+            Analysis(kind: .did, did: parameters)
         }
     }
 

@@ -8,7 +8,7 @@ struct PlanCommand: ParsableCommand {
         commandName: "plan",
         abstract: "Plan an analysis of an .h5ad file into a run directory.",
         discussion: "Validates the design against the file and writes RUN/plan.json; `sctrial-plan run RUN` computes it.",
-        subcommands: [PlanDE.self])
+        subcommands: [PlanDE.self, PlanDiD.self])
 }
 
 struct PlanDE: ParsableCommand {

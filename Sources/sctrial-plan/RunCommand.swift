@@ -18,16 +18,24 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         let clock = ContinuousClock.now
         let run = RunDirectory(runDirectory)
-        let (plan, table) = try reportingFailure {
+        let summary = try reportingFailure { () throws -> String in
             let plan = try run.readPlan()
-            return (plan, try DERun.execute(plan, run: run, threads: threads ?? plan.threads))
+            switch plan.analysis.kind {
+            case .de:
+                let table = try DERun.execute(plan, run: run, threads: threads ?? plan.threads)
+                return "\(table.rows.count) rows, \(table.fdr.filter { $0 < 0.05 }.count) at FDR < 0.05"
+            case .did:
+                let table = try DiDRun.execute(plan, run: run)
+                for (celltype, why) in table.skipped {
+                    FileHandle.standardError.write(Data("sctrial-plan: warning: cell type \(celltype) skipped: \(why)\n".utf8))
+                }
+                return "\(table.rows.count) rows, \(table.rows.filter { $0.fdr < 0.05 }.count) at FDR_DiD < 0.05"
+            }
         }
         let seconds = (ContinuousClock.now - clock).components
-        let discoveries = table.fdr.filter { $0 < 0.05 }.count
         FileHandle.standardError.write(Data(String(
-            format: "%@: %d rows (%d targets × %d genes), %d at FDR < 0.05, %.2f s\n",
-            run.resultsURL.path, table.rows.count, table.rows.count / max(1, plan.input.nVars), plan.input.nVars,
-            discoveries, Double(seconds.seconds) + Double(seconds.attoseconds) * 1e-18).utf8))
+            format: "%@: %@, %.2f s\n", run.resultsURL.path, summary,
+            Double(seconds.seconds) + Double(seconds.attoseconds) * 1e-18).utf8))
     }
 }
 

@@ -1,0 +1,195 @@
+import AnnData
+import Foundation
+import Stats
+
+/// The obs columns of a trial design, read once per run.
+struct TrialObs {
+    let participant: Column
+    let participantLabels: [String?]
+    let visit: [String?]
+    let arm: [String?]
+    let celltype: [String?]?
+    let crossover: [Bool]?
+    let covariates: [Column]
+
+    init(file: AnnDataFile, parameters p: DiDParameters) throws(AnalysisError) {
+        let n = file.nObs
+        func column(_ name: String, _ role: String) throws(AnalysisError) -> Column {
+            guard file.obs.columnNames.contains(name) else {
+                throw AnalysisError("\(file.path): obs has no column '\(name)' (\(role)); columns: \(file.obs.columnNames.prefix(12).joined(separator: ", "))")
+            }
+            do { return try file.obs.column(name, expectedCount: n) } catch { throw AnalysisError(error) }
+        }
+        participant = try column(p.participantCol, "--participant-col")
+        participantLabels = participant.labels()
+        visit = try column(p.visitCol, "--visit-col").labels()
+        arm = try column(p.armCol, "--arm-col").labels()
+        let needsCelltype = p.celltype != nil || p.byCelltype || p.aggregate == .participantVisitCelltype
+        if let name = p.celltypeCol, needsCelltype || file.obs.columnNames.contains(name) {
+            celltype = try column(name, "--celltype-col").labels()
+        } else if needsCelltype {
+            throw AnalysisError("\(file.path): a cell-type analysis needs --celltype-col")
+        } else {
+            celltype = nil
+        }
+        crossover = try p.crossoverCol.map { (name) throws(AnalysisError) in Self.crossoverFlags(try column(name, "--crossover-col")) }
+        var covariates: [Column] = []
+        for name in p.covariates { covariates.append(try column(name, "--covariates")) }
+        self.covariates = covariates
+    }
+
+    /// sctrial's `_to_bool_series`: bools as they are, numbers true when finite and non-zero,
+    /// text true for 1/true/t/yes/y (case and spaces ignored); missing is false.
+    static func crossoverFlags(_ column: Column) -> [Bool] {
+        switch column.values {
+        case .bool(let values): return values
+        case .nullableBoolean(let values, let mask): return zip(values, mask).map { $0 && !$1 }
+        case .numeric, .nullableInteger:
+            return column.numbers()!.map { $0.map { $0.isFinite && $0 != 0 } ?? false }
+        case .categorical(let c):
+            // str() of a float category prints "1.0", which is not a true word.
+            let truthy: Set<String> = ["1", "true", "t", "yes", "y"]
+            let words: [Bool] = (0..<c.levels.count).map { index in
+                if case .numbers(_, let type) = c.levels, type == .float32 || type == .float64 { return false }
+                return truthy.contains(c.levels.label(index).trimmingCharacters(in: .whitespaces).lowercased())
+            }
+            return c.codes.map { $0 >= 0 && words[Int($0)] }
+        case .string, .nullableString:
+            let truthy: Set<String> = ["1", "true", "t", "yes", "y"]
+            return column.labels().map { $0.map { truthy.contains($0.trimmingCharacters(in: .whitespaces).lowercased()) } ?? false }
+        }
+    }
+
+    var isCategoricalParticipant: Bool {
+        if case .categorical = participant.values { return true }
+        return false
+    }
+
+    /// numpy sorts numbers numerically and strings by code point; bootstrap signs are dealt to
+    /// participants in that order, so codes must follow it.
+    func participantOrder(_ labels: Set<String>) -> [String] {
+        let numeric: Bool
+        switch participant.values {
+        case .numeric, .nullableInteger, .bool, .nullableBoolean: numeric = true
+        case .categorical(let c): if case .numbers = c.levels { numeric = true } else { numeric = false }
+        case .string, .nullableString: numeric = false
+        }
+        if numeric { return labels.sorted { (Double($0) ?? .nan) < (Double($1) ?? .nan) } }
+        return labels.sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) }
+    }
+}
+
+/// The units (rows of the regression) of one did_table call.
+struct DiDUnits {
+    /// Unit of each cell of the file (-1: not used).
+    var unitOfCell: [Int32]
+    var participant: [Int] = []
+    var visit: [Double] = []
+    var arm: [Double] = []
+    var cellCount: [Double] = []
+    var participantLevels: DiDDesign.Levels
+    var count: Int { participant.count }
+
+    /// Subsets cells (§1.2), groups them into units (§1.5) and keeps paired participants (§1.6).
+    init(obs: TrialObs, parameters p: DiDParameters, celltype: String?) throws(AnalysisError) {
+        let pre = p.visits[0], post = p.visits[1]
+        var kept: [Int] = []
+        for cell in obs.visit.indices {
+            guard let visit = obs.visit[cell], visit == pre || visit == post else { continue }
+            if let crossover = obs.crossover, crossover[cell] { continue }
+            if let celltype, obs.celltype?[cell] != celltype { continue }
+            kept.append(cell)
+        }
+        unitOfCell = [Int32](repeating: -1, count: obs.visit.count)
+        // anndata drops unused categories at each subset, so a categorical participant column
+        // contributes every participant with a kept cell to K (§1.7.4).
+        let present = Set(kept.compactMap { obs.participantLabels[$0] })
+        participantLevels = obs.isCategoricalParticipant ? .categories(max(1, present.count)) : .observed
+        let order = obs.participantOrder(present)
+        let code = Dictionary(uniqueKeysWithValues: order.enumerated().map { ($1, $0) })
+
+        struct Key: Hashable { let participant: Int; let post: Bool; let arm: String?; let celltype: String? }
+        var unitOfKey: [Key: Int] = [:]
+        for cell in kept {
+            guard let label = obs.participantLabels[cell], let participantCode = code[label] else { continue }
+            let isPost = obs.visit[cell] == post
+            let armLabel = obs.arm[cell]
+            let unit: Int
+            switch p.aggregate {
+            case .cell:
+                unit = participant.count
+            case .participantVisit, .participantVisitCelltype:
+                // pandas groupby(observed=True) drops groups with a missing key.
+                guard armLabel != nil else { continue }
+                var celltypeKey: String?
+                if p.aggregate == .participantVisitCelltype {
+                    guard let ct = obs.celltype?[cell] else { continue }
+                    celltypeKey = ct
+                }
+                let key = Key(participant: participantCode, post: isPost, arm: armLabel, celltype: celltypeKey)
+                if let existing = unitOfKey[key] {
+                    unitOfCell[cell] = Int32(existing)
+                    cellCount[existing] += 1
+                    continue
+                }
+                unit = participant.count
+                unitOfKey[key] = unit
+            }
+            unitOfCell[cell] = Int32(unit)
+            participant.append(participantCode)
+            visit.append(isPost ? 1 : 0)
+            arm.append(armLabel == p.treated ? 1 : 0)
+            cellCount.append(1)
+        }
+        // _ensure_paired: participants with a unit at both visits.
+        var seen = [UInt8](repeating: 0, count: order.count)
+        for (unit, participantCode) in participant.enumerated() { seen[participantCode] |= visit[unit] == 1 ? 2 : 1 }
+        let keepUnit = participant.map { seen[$0] == 3 }
+        var newIndex = [Int](repeating: -1, count: count)
+        var next = 0
+        for unit in 0..<count where keepUnit[unit] { newIndex[unit] = next; next += 1 }
+        guard next > 0 else {
+            throw AnalysisError("no participant has cells at both visits \(pre) and \(post)\(celltype.map { " in cell type \($0)" } ?? "")")
+        }
+        for cell in unitOfCell.indices where unitOfCell[cell] >= 0 {
+            unitOfCell[cell] = Int32(newIndex[Int(unitOfCell[cell])])
+        }
+        participant = participant.indices.filter { keepUnit[$0] }.map { participant[$0] }
+        visit = visit.indices.filter { keepUnit[$0] }.map { visit[$0] }
+        arm = arm.indices.filter { keepUnit[$0] }.map { arm[$0] }
+        cellCount = cellCount.indices.filter { keepUnit[$0] }.map { cellCount[$0] }
+    }
+
+    /// Cells that belong to a unit, ascending: the rows a worker reads.
+    var cells: [Int] { unitOfCell.indices.filter { unitOfCell[$0] >= 0 } }
+}
+
+/// Per-unit aggregation of per-cell values with pandas' rules: NaN skipped by mean and median
+/// (all-NaN → NaN), pct_pos counts NaN as not positive.
+enum UnitAggregate {
+    static func median(_ values: inout [Double], zeros: Int) -> Double {
+        values.removeAll { $0.isNaN }
+        let n = values.count + zeros
+        guard n > 0 else { return .nan }
+        values.sort()
+        // The zeros sit between the negatives and the positives.
+        let negatives = values.partitioningIndex { $0 >= 0 }
+        func element(_ k: Int) -> Double {
+            if k < negatives { return values[k] }
+            if k < negatives + zeros { return 0 }
+            return values[k - zeros]
+        }
+        return n % 2 == 1 ? element(n / 2) : (element(n / 2 - 1) + element(n / 2)) / 2
+    }
+}
+
+extension Array where Element == Double {
+    func partitioningIndex(where belongsInSecondPartition: (Double) -> Bool) -> Int {
+        var low = 0, high = count
+        while low < high {
+            let mid = (low + high) / 2
+            if belongsInSecondPartition(self[mid]) { high = mid } else { low = mid + 1 }
+        }
+        return low
+    }
+}
