@@ -37,7 +37,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "sctrial-worker", dependencies: [
-            "AnnData",
+            "Orchestration", "Analyses",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -13,7 +13,7 @@ public struct DiDParameters: Sendable, Codable, Equatable {
         case pctPos = "pct_pos"
     }
 
-    /// Which features are tested.
+    /// Which features are tested. In plan.json: `"all"`, `"sets"`, or a list of names.
     public enum Features: Sendable, Codable, Equatable {
         /// Every gene of the analysed matrix (after --min-gene-counts).
         case allGenes
@@ -21,6 +21,26 @@ public struct DiDParameters: Sendable, Codable, Equatable {
         case named([String])
         /// Every gene-set score, in the order of the GMT file.
         case allSets
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let names = try? container.decode([String].self) { self = .named(names); return }
+            switch try container.decode(String.self) {
+            case "all": self = .allGenes
+            case "sets": self = .allSets
+            case let other:
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "features must be \"all\", \"sets\" or a list, not \"\(other)\"")
+            }
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            switch self {
+            case .allGenes: try container.encode("all")
+            case .allSets: try container.encode("sets")
+            case .named(let names): try container.encode(names)
+            }
+        }
     }
 
     public struct GeneSets: Sendable, Codable, Equatable {

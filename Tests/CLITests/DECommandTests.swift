@@ -32,6 +32,22 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: run).sorted() == ["plan.json", "results.csv"])
     }
 
+    @Test func workerAndRunWriteTheSameResults() throws {
+        let run = temporaryRun()
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        #expect(try CLI.run(["plan", "de", de.appendingPathComponent("guide_dense_f32.h5ad").path, "--out", run,
+                             "--groupby-key", "guide", "--reference", "control"]).status == 0)
+        #expect(try CLI.run(["run", run]).status == 0)
+        let fromRun = try Data(contentsOf: URL(fileURLWithPath: run + "/results.csv"))
+        try FileManager.default.removeItem(atPath: run + "/results.csv")
+        let worker = try CLI.run([run, "--shard", "0"], executable: "sctrial-worker")
+        #expect(worker.status == 0, "\(worker.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: run + "/results.csv")) == fromRun)
+        let missing = try CLI.run([run, "--shard", "5"], executable: "sctrial-worker")
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("shard 5 does not exist"))
+    }
+
     @Test(arguments: [
         (["--reference", "not-a-label"], "has no cells labelled 'not-a-label'"),
         (["--groupby-key", "nope"], "/obs/nope: no such column"),
