@@ -10,6 +10,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // System libraries, found through pkg-config (Debian: libhdf5-dev, libopenblas-dev, libcurl4-openssl-dev).
@@ -35,6 +36,7 @@ let package = Package(
         .executableTarget(name: "sctrial-plan", dependencies: [
             "AnnData", "Analyses", "Orchestration",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         .executableTarget(name: "sctrial-worker", dependencies: [
             "Orchestration", "Analyses",

@@ -131,6 +131,26 @@ public enum GeneSetScoring {
         return scores(plan: plan, data: data, method: method)
     }
 
+    /// Opens `element` (`X`, `raw/X`, a layer) of the h5ad at `path` and scores every set over all
+    /// its cells; gene names are the var index (raw/var's for `raw/X`).
+    public static func scores(path: String, element: String = "X", sets: GeneSetCollection, method: Method,
+                              minGenes: Int = 3, budget: ReadBudget = .default) throws(AnalysisError) -> [[Double]] {
+        let matrix: MatrixReader
+        let varNames: [String]
+        do {
+            let file = try AnnDataFile(path: path)
+            matrix = try file.matrix(element, budget: budget)
+            if matrix.info.name == "raw/X", let raw = try file.rawVars() {
+                varNames = try raw.index()
+            } else {
+                varNames = try file.vars.index()
+            }
+        } catch {
+            throw AnalysisError(error)
+        }
+        return try scores(matrix: matrix, varNames: varNames, sets: sets, method: method, minGenes: minGenes)
+    }
+
     /// The numerics on gathered columns (pure).
     public static func scores(plan: GeneSetPlan, data: GatheredColumns, method: Method) -> [[Double]] {
         precondition(data.columns == plan.columns, "gathered columns must be the plan's columns")

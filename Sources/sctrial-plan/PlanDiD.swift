@@ -2,6 +2,7 @@ import Analyses
 import ArgumentParser
 import Foundation
 import Orchestration
+import TOMLKit
 
 struct PlanDiD: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,25 +27,25 @@ struct PlanDiD: ParsableCommand {
     var out: String
 
     @Option(help: "The two visits compared, PRE,POST (values of --visit-col).")
-    var visits: String
+    var visits: String?
 
-    @Option(help: "obs column identifying participants (fixed effect and cluster).")
-    var participantCol = "participant_id"
+    @Option(help: "obs column identifying participants (fixed effect and cluster; default participant_id).")
+    var participantCol: String?
 
-    @Option(help: "obs column of visits.")
-    var visitCol = "visit"
+    @Option(help: "obs column of visits (default visit).")
+    var visitCol: String?
 
-    @Option(help: "obs column of arms.")
-    var armCol = "arm"
+    @Option(help: "obs column of arms (default arm).")
+    var armCol: String?
 
-    @Option(help: "Label of the treated arm; every other label is control.")
-    var treated = "Treated"
+    @Option(help: "Label of the treated arm; every other label is control (default Treated).")
+    var treated: String?
 
-    @Option(help: "Label of the control arm (recorded; did_table treats every non-treated label as control).")
-    var control = "Control"
+    @Option(help: "Label of the control arm (recorded; did_table treats every non-treated label as control; default Control).")
+    var control: String?
 
-    @Option(help: "obs column of cell types.")
-    var celltypeCol = "celltype"
+    @Option(help: "obs column of cell types (default celltype).")
+    var celltypeCol: String?
 
     @Option(help: "obs column flagging crossover cells, which are excluded (true/yes/1).")
     var crossoverCol: String?
@@ -58,17 +59,17 @@ struct PlanDiD: ParsableCommand {
     @Option(help: "Cell types for --by-celltype: a,b,c (default: all, sorted).")
     var celltypes: String?
 
-    @Option(help: "Features: all (every gene), a,b,c or @file (one per line); genes or numeric obs columns.")
-    var features = "all"
+    @Option(help: "Features: all (every gene; the default), a,b,c or @file (one per line); genes or numeric obs columns.")
+    var features: String?
 
     @Option(help: "Matrix of the gene features: a layer name (default X).")
     var layer: String?
 
-    @Option(help: "participant_visit, participant_visit_celltype or cell.")
-    var aggregate: DiDParameters.Aggregate = .participantVisit
+    @Option(help: "participant_visit (default), participant_visit_celltype or cell.")
+    var aggregate: DiDParameters.Aggregate?
 
-    @Option(help: "Per-group statistic: mean, median or pct_pos (percentage of cells above 0).")
-    var agg: DiDParameters.Statistic = .mean
+    @Option(help: "Per-group statistic: mean (default), median or pct_pos (percentage of cells above 0).")
+    var agg: DiDParameters.Statistic?
 
     @Option(help: "obs columns entered as covariates: a,b.")
     var covariates: String?
@@ -79,48 +80,62 @@ struct PlanDiD: ParsableCommand {
     @Flag(help: "Wild cluster bootstrap p-values and CIs (Rademacher signs, as numpy's default_rng).")
     var bootstrap = false
 
-    @Option(help: "Bootstrap draws.")
-    var nBoot = 999
+    @Option(help: "Bootstrap draws (default 999).")
+    var nBoot: Int?
 
-    @Option(help: "Bootstrap seed (the same for every feature, as sctrial).")
-    var seed: UInt64 = 42
+    @Option(help: "Bootstrap seed, the same for every feature as in sctrial (default 42).")
+    var seed: UInt64?
+
+    @Option(help: "A TOML file holding the design (keys as the long options with underscores, e.g. participant_col, visits = [\"pre\", \"post\"]); flags override it.")
+    var config: String?
 
     @Option(help: "Threads per worker.")
     var threads = ProcessInfo.processInfo.activeProcessorCount
 
     func validate() throws {
         if celltype != nil && byCelltype { throw ValidationError("--celltype and --by-celltype exclude each other") }
-        if celltypes != nil && !byCelltype { throw ValidationError("--celltypes needs --by-celltype") }
-        if nBoot < 1 { throw ValidationError("--n-boot must be at least 1") }
+        if let nBoot, nBoot < 1 { throw ValidationError("--n-boot must be at least 1") }
         if threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
+    /// Flags over the config file over sctrial's defaults.
     func parameters() throws -> DiDParameters {
+        let file = try config.map { try DesignFile(path: $0) } ?? DesignFile()
         var p = DiDParameters()
-        p.visits = try ListArgument.parse(visits, option: "--visits")
+        if let visits { p.visits = try ListArgument.parse(visits, option: "--visits") } else if let v = file.visits { p.visits = v }
         guard p.visits.count == 2, p.visits[0] != p.visits[1] else {
-            throw ValidationError("--visits needs two different visits, PRE,POST")
+            throw ValidationError("--visits needs two different visits, PRE,POST (on the command line or as visits = [PRE, POST] in --config)")
         }
-        p.participantCol = participantCol
-        p.visitCol = visitCol
-        p.armCol = armCol
-        p.treated = treated
-        p.control = control
-        p.celltypeCol = celltypeCol
-        p.crossoverCol = crossoverCol
-        p.celltype = celltype
-        p.byCelltype = byCelltype
-        p.celltypes = try celltypes.map { try ListArgument.parse($0, option: "--celltypes") }
-        p.features = features == "all" ? .allGenes : .named(try ListArgument.parse(features, option: "--features"))
-        p.layer = layer
-        p.aggregate = aggregate
-        p.statistic = agg
-        p.covariates = try covariates.map { try ListArgument.parse($0, option: "--covariates") } ?? []
-        p.standardize = !noStandardize
-        if bootstrap {
+        p.participantCol = participantCol ?? file.participantCol ?? p.participantCol
+        p.visitCol = visitCol ?? file.visitCol ?? p.visitCol
+        p.armCol = armCol ?? file.armCol ?? p.armCol
+        p.treated = treated ?? file.treated ?? p.treated
+        p.control = control ?? file.control ?? p.control
+        p.celltypeCol = celltypeCol ?? file.celltypeCol ?? p.celltypeCol
+        p.crossoverCol = crossoverCol ?? file.crossoverCol
+        p.celltype = celltype ?? (byCelltype ? nil : file.celltype)
+        p.byCelltype = byCelltype || (celltype == nil && file.byCelltype == true)
+        p.celltypes = try celltypes.map { try ListArgument.parse($0, option: "--celltypes") } ?? file.celltypes
+        if p.celltype != nil && p.byCelltype { throw ValidationError("celltype and by_celltype exclude each other") }
+        if p.celltypes != nil && !p.byCelltype { throw ValidationError("--celltypes needs --by-celltype") }
+        let featureList = try features.map { $0 == "all" ? nil : try ListArgument.parse($0, option: "--features") } ?? file.features
+        p.features = featureList.map { .named($0) } ?? .allGenes
+        p.layer = layer ?? file.layer
+        p.aggregate = try aggregate ?? file.aggregate.map { (text) throws -> DiDParameters.Aggregate in
+            guard let value = DiDParameters.Aggregate(rawValue: text) else { throw ValidationError("\(config ?? ""): aggregate '\(text)' is not one of participant_visit, participant_visit_celltype, cell") }
+            return value
+        } ?? p.aggregate
+        p.statistic = try agg ?? file.agg.map { (text) throws -> DiDParameters.Statistic in
+            guard let value = DiDParameters.Statistic(rawValue: text) else { throw ValidationError("\(config ?? ""): agg '\(text)' is not one of mean, median, pct_pos") }
+            return value
+        } ?? p.statistic
+        p.covariates = try covariates.map { try ListArgument.parse($0, option: "--covariates") } ?? file.covariates ?? []
+        p.standardize = !noStandardize && (file.standardize ?? true)
+        if bootstrap || file.bootstrap == true {
             var settings = DiDParameters.Bootstrap()
-            settings.draws = nBoot
-            settings.seed = seed
+            settings.draws = nBoot ?? file.nBoot ?? settings.draws
+            settings.seed = seed ?? file.seed ?? settings.seed
+            guard settings.draws >= 1 else { throw ValidationError("n_boot must be at least 1") }
             p.bootstrap = settings
         }
         return p
@@ -131,10 +146,86 @@ struct PlanDiD: ParsableCommand {
         let plan = try reportingFailure {
             try DiDRun.plan(input: input, parameters: parameters, run: RunDirectory(out), threads: threads)
         }
-        print("planned DiD in \(out): \(plan.input.nObs) cells × \(plan.input.nVars) genes, visits \(visits)")
+        print("planned DiD in \(out): \(plan.input.nObs) cells × \(plan.input.nVars) genes, visits \(parameters.visits.joined(separator: ","))")
         print("next: sctrial-plan run \(out)")
     }
 }
 
 extension DiDParameters.Aggregate: ExpressibleByArgument {}
 extension DiDParameters.Statistic: ExpressibleByArgument {}
+
+/// The design as a TOML file (`--config`): keys are the long options with underscores. Unknown
+/// keys are refused, so a typo never silently falls back to a default.
+struct DesignFile {
+    var visits: [String]?
+    var participantCol, visitCol, armCol, treated, control, celltypeCol, crossoverCol, celltype: String?
+    var byCelltype: Bool?
+    var celltypes: [String]?
+    var features: [String]?
+    var layer, aggregate, agg: String?
+    var covariates: [String]?
+    var standardize, bootstrap: Bool?
+    var nBoot: Int?
+    var seed: UInt64?
+
+    init() {}
+
+    init(path: String) throws {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ValidationError("\(path): cannot read the design file")
+        }
+        let table: TOMLTable
+        do { table = try TOMLTable(string: text) } catch {
+            throw ValidationError("\(path): not valid TOML (\(error))")
+        }
+        func string(_ key: String) throws -> String? {
+            guard let value = table[key] else { return nil }
+            guard let text = value.string else { throw ValidationError("\(path): \(key) must be a string") }
+            return text
+        }
+        func strings(_ key: String) throws -> [String]? {
+            guard let value = table[key] else { return nil }
+            if let text = value.string { return text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+            guard let array = value.array, array.allSatisfy({ $0.string != nil }) else {
+                throw ValidationError("\(path): \(key) must be a list of strings")
+            }
+            return array.compactMap(\.string)
+        }
+        func bool(_ key: String) throws -> Bool? {
+            guard let value = table[key] else { return nil }
+            guard let flag = value.bool else { throw ValidationError("\(path): \(key) must be true or false") }
+            return flag
+        }
+        func integer(_ key: String) throws -> Int? {
+            guard let value = table[key] else { return nil }
+            guard let number = value.int else { throw ValidationError("\(path): \(key) must be an integer") }
+            return number
+        }
+        let known: Set<String> = ["visits", "participant_col", "visit_col", "arm_col", "treated", "control", "celltype_col",
+                                  "crossover_col", "celltype", "by_celltype", "celltypes", "features", "layer", "aggregate", "agg",
+                                  "covariates", "standardize", "bootstrap", "n_boot", "seed"]
+        if let unknown = table.keys.first(where: { !known.contains($0) }) {
+            throw ValidationError("\(path): unknown key '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))")
+        }
+        visits = try strings("visits")
+        participantCol = try string("participant_col")
+        visitCol = try string("visit_col")
+        armCol = try string("arm_col")
+        treated = try string("treated")
+        control = try string("control")
+        celltypeCol = try string("celltype_col")
+        crossoverCol = try string("crossover_col")
+        celltype = try string("celltype")
+        byCelltype = try bool("by_celltype")
+        celltypes = try strings("celltypes")
+        if let all = try? string("features"), all == "all" { features = nil } else { features = try strings("features") }
+        layer = try string("layer")
+        aggregate = try string("aggregate")
+        agg = try string("agg")
+        covariates = try strings("covariates")
+        standardize = try bool("standardize")
+        bootstrap = try bool("bootstrap")
+        nBoot = try integer("n_boot")
+        seed = try integer("seed").map { UInt64(max(0, $0)) }
+    }
+}
