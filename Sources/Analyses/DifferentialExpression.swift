@@ -159,7 +159,9 @@ private struct GeneWorker {
     let engine: DifferentialExpression
     let targets: [Int]
     let groupOfRow: [Int32]
-    var buckets: [[Double]]
+    /// Group boundaries in `flat` (targets, then the reference).
+    var offsets: [Int]
+    var flat: [Double] = []
     var exactNull = MannWhitneyExactNull()
     let foldChange: FoldChange
 
@@ -167,37 +169,47 @@ private struct GeneWorker {
         self.engine = engine
         self.targets = targets
         self.groupOfRow = groupOfRow
-        buckets = Array(repeating: [], count: targets.count + 1)
+        offsets = [Int](repeating: 0, count: targets.count + 2)
         // The clip value was validated when the plan was made.
         foldChange = (try? FoldChange(clip: engine.parameters.clipValue)) ?? (try! FoldChange(clip: nil))
     }
 
     mutating func compare(gene: Int, rows: ArraySlice<Int32>, values: ArraySlice<Double>) -> [DERow] {
-        for k in buckets.indices { buckets[k].removeAll(keepingCapacity: true) }
-        let design = engine.design
-        let referenceBucket = targets.count
-        var allValues: [Double] = []
-        for (row, value) in zip(rows, values) {
+        // Counting sort of the gene's entries by group into one flat buffer (no per-group arrays
+        // to grow); group k's values are flat[offsets[k]..<offsets[k + 1]].
+        for k in offsets.indices { offsets[k] = 0 }
+        for row in rows {
             let group = groupOfRow[Int(row)]
-            if group >= 0 { buckets[Int(group)].append(value) }
-            if design.referenceRows == nil { allValues.append(value) }
+            if group >= 0 { offsets[Int(group) + 1] += 1 }
         }
+        for k in 1..<offsets.count { offsets[k] += offsets[k - 1] }
+        flat.removeAll(keepingCapacity: true)
+        flat.append(contentsOf: repeatElement(0, count: offsets[offsets.count - 1]))
+        var next = Array(offsets.dropLast())
+        for (row, value) in zip(rows, values) {
+            let group = Int(groupOfRow[Int(row)])
+            guard group >= 0 else { continue }
+            flat[next[group]] = value
+            next[group] += 1
+        }
+        func bucket(_ k: Int) -> [Double] { Array(flat[offsets[k]..<offsets[k + 1]]) }
+        let design = engine.design
         let feature = engine.geneNames[gene]
         if let referenceRows = design.referenceRows {
-            let reference = Group(values: buckets[referenceBucket], size: referenceRows.count)
+            let reference = Group(values: bucket(targets.count), size: referenceRows.count)
             let sortedReference = engine.parameters.metric == .tTest ? nil : reference.sorted()
             return targets.indices.map { k in
-                let target = Group(values: buckets[k], size: design.targetRows[targets[k]].count)
+                let target = Group(values: bucket(k), size: design.targetRows[targets[k]].count)
                 return row(target: target, reference: reference, sortedReference: sortedReference,
                            name: design.targets[targets[k]], feature: feature)
             }
         }
         // One-vs-rest: the rest is every cell outside the target.
+        let allValues = Array(values)
         return targets.indices.map { k in
-            let targetValues = buckets[k]
             let size = design.targetRows[targets[k]].count
             let rest = Group(values: restValues(all: allValues, rows: rows, target: k), size: design.cellCount - size)
-            return row(target: Group(values: targetValues, size: size), reference: rest, sortedReference: nil,
+            return row(target: Group(values: bucket(k), size: size), reference: rest, sortedReference: nil,
                        name: design.targets[targets[k]], feature: feature)
         }
     }

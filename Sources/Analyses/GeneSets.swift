@@ -49,13 +49,12 @@ public struct GeneSetCollection: Sendable, Equatable {
         var lineNumber = 0
         var body = Substring(text)
         if body.first == "\u{FEFF}" { body = body.dropFirst() }
-        for rawLine in body.split(separator: "\n", omittingEmptySubsequences: false) {
+        // "\r\n" is one Character in Swift: both line ends separate lines.
+        for line in body.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
             lineNumber += 1
-            var line = rawLine
-            if line.last == "\r" { line = line.dropLast() }
             if line.allSatisfy(\.isWhitespace) || line.hasPrefix("#") { continue }
             let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
-                .map { $0.trimmingCharacters(in: .whitespaces) }
+                .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
             let name = fields[0]
             guard !name.isEmpty else {
                 throw AnalysisError("\(source) line \(lineNumber): empty gene set name")
@@ -101,8 +100,14 @@ public struct GeneSetCollection: Sendable, Equatable {
 // MARK: - Scoring
 
 /// sctrial 1.0.0 `score_gene_sets` (REFERENCE-SEMANTICS §2.2) over all cells of a matrix, float64
-/// arithmetic (§8.1), in the reference's summation orders (numpy: sequential down a cell column of
-/// a multi-gene submatrix, pairwise across a cell's genes), so float64 input agrees to the last bits.
+/// arithmetic (§8.1), in the reference's summation orders, so float64 input agrees to the last bits.
+///
+/// numpy sums along the contiguous axis pairwise and across the other one sequentially, and the
+/// layouts differ by storage: a dense matrix's `X[:, genes]` is Fortran-ordered (per-gene μ and σ
+/// summed pairwise over the cells; `mean` across a cell's genes sequential), a sparse one's
+/// `.toarray()` C-ordered (μ and σ sequential over the cells unless the set has one gene; `mean`
+/// across genes pairwise); the z matrix `sub[:, valid]` is Fortran-ordered for both (zmean across
+/// genes sequential).
 public enum GeneSetScoring {
     public enum Method: String, Sendable, CaseIterable {
         /// Per gene z-score over all cells (nanmean, nanstd ddof 1), averaged over the genes with σ > 1e-12.
@@ -128,7 +133,7 @@ public enum GeneSetScoring {
         } catch {
             throw AnalysisError(error)
         }
-        return scores(plan: plan, data: data, method: method)
+        return scores(plan: plan, data: data, method: method, denseInput: matrix.info.format == .dense)
     }
 
     /// Opens `element` (`X`, `raw/X`, a layer) of the h5ad at `path` and scores every set over all
@@ -151,20 +156,27 @@ public enum GeneSetScoring {
         return try scores(matrix: matrix, varNames: varNames, sets: sets, method: method, minGenes: minGenes)
     }
 
-    /// The numerics on gathered columns (pure).
-    public static func scores(plan: GeneSetPlan, data: GatheredColumns, method: Method) -> [[Double]] {
+    /// The numerics on gathered columns (pure). `denseInput`: the columns come from dense storage
+    /// (it selects numpy's summation orders, see above; the values are the same either way).
+    public static func scores(plan: GeneSetPlan, data: GatheredColumns, method: Method, denseInput: Bool) -> [[Double]] {
         precondition(data.columns == plan.columns, "gathered columns must be the plan's columns")
         let n = data.nRows
         var slotOf: [Int: Int] = [:]
         for (slot, column) in data.columns.enumerated() { slotOf[column] = slot }
         // Per gene statistics for zmean, computed once per (gene, summation order).
-        var sequentialStats: [Int: (mean: Double, sd: Double)] = [:]
+        var known: [Int: (mean: Double, sd: Double)] = [:]
         var column = [Double](repeating: 0, count: n)
         func statistics(_ slot: Int, pairwise: Bool) -> (mean: Double, sd: Double) {
-            if !pairwise, let known = sequentialStats[slot] { return known }
-            data.dense(slot, into: &column)
-            let result = columnStatistics(column, pairwise: pairwise)
-            if !pairwise { sequentialStats[slot] = result }
+            let key = pairwise ? -1 - slot : slot
+            if let result = known[key] { return result }
+            let result: (mean: Double, sd: Double)
+            if pairwise {
+                data.dense(slot, into: &column)
+                result = columnStatistics(column, pairwise: true)
+            } else {
+                result = data.sequentialStatistics(slot)
+            }
+            known[key] = result
             return result
         }
 
@@ -173,23 +185,23 @@ public enum GeneSetScoring {
             let slots = genes.map { slotOf[$0]! }
             switch method {
             case .mean:
-                return data.rowMeans(slots: slots) { _, x in x }
+                return data.rowMeans(slots: slots, pairwise: !denseInput)
             case .zmean:
-                // numpy reduces a one-column submatrix pairwise, wider ones sequentially down each column.
-                let stats = slots.map { statistics($0, pairwise: slots.count == 1) }
+                // A one-column submatrix is contiguous down the cells whatever its order.
+                let stats = slots.map { statistics($0, pairwise: denseInput || slots.count == 1) }
                 let valid = slots.indices.filter { stats[$0].sd > minimumSD }
                 guard !valid.isEmpty else { return [Double](repeating: .nan, count: n) }
                 let means = valid.map { stats[$0].mean }
                 let sds = valid.map { stats[$0].sd }
-                return data.rowMeans(slots: valid.map { slots[$0] }) { j, x in (x - means[j]) / sds[j] }
+                return data.rowMeans(slots: valid.map { slots[$0] }, pairwise: false, centers: means, scales: sds)
             }
         }
     }
 
     /// numpy `nanmean` and `nanstd(ddof=1)` of one cell column (non-finite values already NaN):
     /// the sum of the finite values, divided by their count; then the sum of squared deviations,
-    /// divided by count − 1 (NaN below two values). `pairwise`: numpy's pairwise summation (a
-    /// one-column submatrix); otherwise sequential in row order (numpy down a wider one).
+    /// divided by count − 1 (NaN below two values). `pairwise`: numpy's pairwise summation (cells
+    /// contiguous); otherwise sequential in row order.
     public static func columnStatistics(_ column: [Double], pairwise: Bool) -> (mean: Double, sd: Double) {
         var count = 0
         var zeroed = column
@@ -309,18 +321,18 @@ public struct GatheredColumns: Sendable, Equatable {
         self.values = values
     }
 
-    /// Reads `columns` (ascending, distinct) of all cells in one pass: CSR and dense stream the
-    /// window spanning them, CSC reads each run of consecutive columns. Memory: the selection's
-    /// non-zeros (12 bytes each) plus one block of the reader's budget.
+    /// Reads `columns` (ascending, distinct) of all cells in one pass: CSR streams every row (it
+    /// must), dense the window spanning the columns, CSC each run of consecutive columns. Memory:
+    /// the selection's non-zeros (12 bytes each, 28 while sorting) plus one block of the budget.
     public static func gather(matrix: MatrixReader, columns: [Int]) throws(AnnDataError) -> GatheredColumns {
         let nRows = matrix.info.nRows
         guard let low = columns.first, let high = columns.last else {
             return GatheredColumns(nRows: nRows, columns: [], indptr: [0], rows: [], values: [])
         }
-        var slotOf = [Int](repeating: -1, count: high - low + 1)
-        for (slot, column) in columns.enumerated() { slotOf[column - low] = slot }
-        var slotRows = [[Int32]](repeating: [], count: columns.count)
-        var slotValues = [[Double]](repeating: [], count: columns.count)
+        var slotOf = [Int32](repeating: -1, count: high - low + 1)
+        for (slot, column) in columns.enumerated() { slotOf[column - low] = Int32(slot) }
+        // (slot, row, value) triples in storage order, sorted by slot at the end.
+        var slots: [Int32] = [], rows: [Int32] = [], values: [Double] = []
 
         func take(_ slab: Slab) {
             switch slab {
@@ -329,19 +341,26 @@ public struct GatheredColumns: Sendable, Equatable {
                     let slot = slotOf[column - low]
                     guard slot >= 0 else { continue }
                     for position in s.indptr[k]..<s.indptr[k + 1] where s.values[position] != 0 {
-                        slotRows[slot].append(s.indices[position])
-                        slotValues[slot].append(s.values[position])
+                        slots.append(slot)
+                        rows.append(s.indices[position])
+                        values.append(s.values[position])
                     }
                 }
             case .sparse(let s):
-                for (k, row) in s.majorIDs.enumerated() {
-                    for position in s.indptr[k]..<s.indptr[k + 1] {
-                        let column = Int(s.indices[position])
-                        guard column >= low, column <= high, s.values[position] != 0 else { continue }
-                        let slot = slotOf[column - low]
-                        guard slot >= 0 else { continue }
-                        slotRows[slot].append(Int32(row))
-                        slotValues[slot].append(s.values[position])
+                s.indices.withUnsafeBufferPointer { indices in
+                    s.values.withUnsafeBufferPointer { stored in
+                        slotOf.withUnsafeBufferPointer { slotOf in
+                            for (k, row) in s.majorIDs.enumerated() {
+                                for position in s.indptr[k]..<s.indptr[k + 1] {
+                                    let column = Int(indices[position]) - low
+                                    guard column >= 0, column < slotOf.count, slotOf[column] >= 0,
+                                          stored[position] != 0 else { continue }
+                                    slots.append(slotOf[column])
+                                    rows.append(Int32(row))
+                                    values.append(stored[position])
+                                }
+                            }
+                        }
                     }
                 }
             case .dense(let d):
@@ -352,14 +371,16 @@ public struct GatheredColumns: Sendable, Equatable {
                         guard value != 0, column >= low, column <= high else { continue }
                         let slot = slotOf[column - low]
                         guard slot >= 0 else { continue }
-                        slotRows[slot].append(Int32(row))
-                        slotValues[slot].append(value)
+                        slots.append(slot)
+                        rows.append(Int32(row))
+                        values.append(value)
                     }
                 }
             }
         }
 
-        if matrix.info.format == .csc {
+        switch matrix.info.format {
+        case .csc:
             var start = 0
             while start < columns.count {
                 var end = start + 1
@@ -368,23 +389,49 @@ public struct GatheredColumns: Sendable, Equatable {
                 while let slab = try blocks.next() { take(slab) }
                 start = end
             }
-        } else {
+        case .csr:
+            // Every row is read whole anyway; without a window the reader hands its arrays over.
+            var blocks = try matrix.blocks()
+            while let slab = try blocks.next() { take(slab) }
+        case .dense:
             var blocks = try matrix.blocks(columns: low..<(high + 1))
             while let slab = try blocks.next() { take(slab) }
         }
+        return bySlot(nRows: nRows, columns: columns, slots: slots, rows: rows, values: values)
+    }
 
-        var indptr = [0], rows: [Int32] = [], values: [Double] = []
-        rows.reserveCapacity(slotValues.reduce(0) { $0 + $1.count })
-        values.reserveCapacity(rows.capacity)
-        for slot in columns.indices {
-            let (r, v) = canonical(slotRows[slot], slotValues[slot])
-            rows += r
-            values += v
-            indptr.append(values.count)
-            slotRows[slot] = []
-            slotValues[slot] = []
+    /// Counting sort of the triples by slot (stable: storage order kept within a slot), then each
+    /// slot made canonical.
+    static func bySlot(nRows: Int, columns: [Int], slots: [Int32], rows: [Int32], values: [Double]) -> GatheredColumns {
+        var indptr = [Int](repeating: 0, count: columns.count + 1)
+        for slot in slots { indptr[Int(slot) + 1] += 1 }
+        for k in 0..<columns.count { indptr[k + 1] += indptr[k] }
+        var next = indptr
+        var sortedRows = [Int32](repeating: 0, count: values.count)
+        var sortedValues = [Double](repeating: 0, count: values.count)
+        for position in values.indices {
+            let slot = Int(slots[position])
+            sortedRows[next[slot]] = rows[position]
+            sortedValues[next[slot]] = values[position]
+            next[slot] += 1
         }
-        return GatheredColumns(nRows: nRows, columns: columns, indptr: indptr, rows: rows, values: values)
+        // Unsorted CSC columns or duplicate entries: rare, so fixed slot by slot.
+        let canonicalAlready = columns.indices.allSatisfy { slot in
+            indptr[slot + 1] - indptr[slot] < 2
+                || (indptr[slot] + 1..<indptr[slot + 1]).allSatisfy { sortedRows[$0 - 1] < sortedRows[$0] }
+        }
+        if canonicalAlready {
+            return GatheredColumns(nRows: nRows, columns: columns, indptr: indptr, rows: sortedRows, values: sortedValues)
+        }
+        var outIndptr = [0], outRows: [Int32] = [], outValues: [Double] = []
+        for slot in columns.indices {
+            let range = indptr[slot]..<indptr[slot + 1]
+            let (r, v) = canonical(Array(sortedRows[range]), Array(sortedValues[range]))
+            outRows += r
+            outValues += v
+            outIndptr.append(outValues.count)
+        }
+        return GatheredColumns(nRows: nRows, columns: columns, indptr: outIndptr, rows: outRows, values: outValues)
     }
 
     /// Rows ascending and distinct: unsorted CSC columns are sorted, duplicate entries summed (as
@@ -413,33 +460,105 @@ public struct GatheredColumns: Sendable, Equatable {
         }
     }
 
-    /// Per cell, numpy's `nanmean` across the slots of `f(j, x)` (x: the cell's value in slot j,
-    /// implicit zeros as 0, non-finite as NaN): NaN terms dropped from the count and summed as 0,
-    /// pairwise across the genes; NaN for a cell with no finite term.
-    func rowMeans(slots: [Int], _ f: (Int, Double) -> Double) -> [Double] {
-        var cursor = slots.map { indptr[$0] }
-        let ends = slots.map { indptr[$0 + 1] }
-        var terms = [Double](repeating: 0, count: slots.count)
+    /// `columnStatistics(dense(slot), pairwise: false)` without densifying: a sequential sum is
+    /// unchanged by its zero terms, and each implicit zero's squared deviation is μ², added in turn.
+    func sequentialStatistics(_ slot: Int) -> (mean: Double, sd: Double) {
+        let range = indptr[slot]..<indptr[slot + 1]
+        var sum = 0.0
+        var nonFinite = 0
+        for position in range {
+            if values[position].isFinite { sum += values[position] } else { nonFinite += 1 }
+        }
+        let count = nRows - nonFinite
+        let mean = sum / Double(count)
+        let zeroSquare = (0 - mean) * (0 - mean)
+        var squares = 0.0
+        var row = 0
+        for position in range {
+            let stored = Int(rows[position])
+            while row < stored { squares += zeroSquare; row += 1 }
+            let value = values[position]
+            if value.isFinite {
+                let d = value - mean
+                squares += d * d
+            }
+            row = stored + 1
+        }
+        while row < nRows { squares += zeroSquare; row += 1 }
+        let dof = count - 1
+        let variance = dof > 0 ? squares / Double(dof) : .nan
+        return (mean, variance.squareRoot())
+    }
+
+    /// Per cell, numpy's `nanmean` across the slots of the terms x (mean) or (x − centers[j]) /
+    /// scales[j] (zmean), x the cell's value (implicit zeros 0, non-finite NaN): NaN terms left out
+    /// of the count and summed as 0, across the genes pairwise or sequentially; NaN for a cell with
+    /// no finite term.
+    func rowMeans(slots: [Int], pairwise: Bool, centers: [Double]? = nil, scales: [Double]? = nil) -> [Double] {
+        @inline(__always) func term(_ j: Int, _ x: Double) -> Double {
+            guard x.isFinite else { return .nan }
+            guard let centers, let scales else { return x }
+            return (x - centers[j]) / scales[j]
+        }
         var result = [Double](repeating: .nan, count: nRows)
-        for row in 0..<nRows {
-            var count = 0
-            let row32 = Int32(row)
-            for j in slots.indices {
-                var x = 0.0
-                if cursor[j] < ends[j], rows[cursor[j]] == row32 {
-                    x = values[cursor[j]]
-                    if !x.isFinite { x = .nan }
-                    cursor[j] += 1
+        if !pairwise {
+            // Gene after gene over all cells: each cell's sum still runs over its genes in order.
+            var sums = [Double](repeating: 0, count: nRows)
+            var counts = [Int32](repeating: 0, count: nRows)
+            for (j, slot) in slots.enumerated() {
+                let zero = term(j, 0)
+                var row = 0
+                func fill(upTo end: Int) {
+                    while row < end { sums[row] += zero; counts[row] += 1; row += 1 }
                 }
-                let term = f(j, x)
-                if term.isNaN {
-                    terms[j] = 0
-                } else {
-                    terms[j] = term
-                    count += 1
+                for position in indptr[slot]..<indptr[slot + 1] {
+                    let stored = Int(rows[position])
+                    fill(upTo: stored)
+                    let t = term(j, values[position])
+                    if !t.isNaN { sums[stored] += t; counts[stored] += 1 }
+                    row = stored + 1
+                }
+                fill(upTo: nRows)
+            }
+            for row in 0..<nRows { result[row] = sums[row] / Double(counts[row]) }
+            return result
+        }
+        // Pairwise across genes: a block of cells × genes at a time.
+        let k = slots.count
+        let blockRows = max(1, min(nRows, (1 << 18) / max(k, 1)))
+        var block = [Double](repeating: 0, count: blockRows * k)
+        var counts = [Int32](repeating: 0, count: blockRows)
+        var cursor = slots.map { indptr[$0] }
+        var start = 0
+        while start < nRows {
+            let end = min(nRows, start + blockRows)
+            for r in 0..<(end - start) { counts[r] = 0 }
+            for (j, slot) in slots.enumerated() {
+                let zero = term(j, 0)
+                var row = start
+                let stop = indptr[slot + 1]
+                while row < end {
+                    var t = zero
+                    if cursor[j] < stop, Int(rows[cursor[j]]) == row {
+                        t = term(j, values[cursor[j]])
+                        cursor[j] += 1
+                    }
+                    if t.isNaN {
+                        block[(row - start) * k + j] = 0
+                    } else {
+                        block[(row - start) * k + j] = t
+                        counts[row - start] += 1
+                    }
+                    row += 1
                 }
             }
-            result[row] = GeneSetScoring.numpySum(terms) / Double(count)
+            block.withUnsafeBufferPointer { buffer in
+                for r in 0..<(end - start) {
+                    let sum = GeneSetScoring.numpySum(UnsafeBufferPointer(rebasing: buffer[(r * k)..<(r * k + k)]))
+                    result[start + r] = sum / Double(counts[r])
+                }
+            }
+            start = end
         }
         return result
     }

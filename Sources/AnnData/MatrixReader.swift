@@ -204,6 +204,16 @@ struct SparseMajorWalk: SlabWalk {
                 }
                 outIndices.append(contentsOf: runIndices)
                 outValues.append(contentsOf: runValues)
+            } else if minorWindow == nil && minorFilter == nil {
+                // A row subset with gaps read through: copy each selected row's entries whole.
+                for j in k...last {
+                    let m = major(j)
+                    let entries = (indptr[m] - start)..<(indptr[m + 1] - start)
+                    outIndices.append(contentsOf: runIndices[entries])
+                    outValues.append(contentsOf: runValues[entries])
+                    ids.append(m)
+                    outIndptr.append(outIndices.count)
+                }
             } else {
                 for j in k...last {
                     let m = major(j)

@@ -54,12 +54,19 @@ public enum DERun {
         parameters.isLog1p = de.isLog1p ? .yes : .no
         let table = try DifferentialExpression.run(path: plan.input.path, parameters: parameters, threads: threads)
         var text = DETable.columns.joined(separator: ",") + "\n"
-        text.reserveCapacity(table.rows.count * 120)
+        text.reserveCapacity(table.rows.count * 160)
+        // Target and reference repeat on every gene's row: quote them once per target.
+        var quoted: [String: String] = [:]
         for (row, fdr) in zip(table.rows, table.fdr) {
-            text += [CSVText.field(row.target), CSVText.field(row.reference), CSVText.field(row.feature),
-                     CSVText.number(row.targetMean), CSVText.number(row.referenceMean), CSVText.number(row.percentChange),
-                     CSVText.number(row.foldChange), CSVText.number(row.pValue), CSVText.number(row.statistic),
-                     CSVText.number(fdr)].joined(separator: ",") + "\n"
+            let target = quoted[row.target] ?? { let q = CSVText.field(row.target); quoted[row.target] = q; return q }()
+            let reference = quoted[row.reference] ?? { let q = CSVText.field(row.reference); quoted[row.reference] = q; return q }()
+            text += target; text += ","
+            text += reference; text += ","
+            text += CSVText.field(row.feature); text += ","
+            for value in [row.targetMean, row.referenceMean, row.percentChange, row.foldChange, row.pValue, row.statistic] {
+                text += CSVText.number(value); text += ","
+            }
+            text += CSVText.number(fdr); text += "\n"
         }
         try AtomicFile.write(Data(text.utf8), to: run.resultsURL)
         return table
