@@ -44,15 +44,30 @@ public struct DiDParameters: Sendable, Codable, Equatable {
     }
 
     public struct GeneSets: Sendable, Codable, Equatable {
-        /// A GMT path or http(s) URL.
+        public struct Set: Sendable, Codable, Equatable {
+            public var name: String
+            public var genes: [String]
+
+            public init(name: String, genes: [String]) {
+                self.name = name
+                self.genes = genes
+            }
+        }
+
+        /// The GMT path or http(s) URL they came from (fetched once, at planning).
         public var source: String
         public var prefix = ""
-        public var method = "zmean"
+        public var method = GeneSetScoring.Method.zmean
         public var minGenes = 3
+        /// The sets as read at planning, so workers never fetch.
+        public var sets: [Set]
 
-        public init(source: String) { self.source = source }
+        public init(source: String, sets: [Set]) {
+            self.source = source
+            self.sets = sets
+        }
 
-        enum CodingKeys: String, CodingKey { case source, prefix, method, minGenes = "min_genes" }
+        enum CodingKeys: String, CodingKey { case source, prefix, method, sets, minGenes = "min_genes" }
     }
 
     public struct Bootstrap: Sendable, Codable, Equatable {

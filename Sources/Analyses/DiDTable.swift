@@ -122,12 +122,11 @@ extension DiDAnalysis {
     /// The checks `plan did` makes before writing a plan: everything `run` resolves before it
     /// reads the matrix.
     public static func validate(path: String, parameters: DiDParameters) throws(AnalysisError) {
-        _ = try prepare(path: path, parameters: parameters, extraColumns: [], budget: .default)
+        _ = try prepare(path: path, parameters: parameters, computing: false, budget: .default)
     }
 
-    public static func run(path: String, parameters: DiDParameters, extraColumns: [DiDFeature] = [],
-                           budget: ReadBudget = .default) throws(AnalysisError) -> DiDTable {
-        let (analysis, features) = try prepare(path: path, parameters: parameters, extraColumns: extraColumns, budget: budget)
+    public static func run(path: String, parameters: DiDParameters, budget: ReadBudget = .default) throws(AnalysisError) -> DiDTable {
+        let (analysis, features) = try prepare(path: path, parameters: parameters, computing: true, budget: budget)
         var blocks: [(columns: [String], rows: [DiDRow])] = []
         var skipped: [(String, String)] = []
         for celltype in analysis.celltypeBlocks() {
@@ -143,7 +142,10 @@ extension DiDAnalysis {
         return DiDTable(blocks: blocks, byCelltype: parameters.byCelltype, skipped: skipped)
     }
 
-    static func prepare(path: String, parameters: DiDParameters, extraColumns: [DiDFeature],
+    /// Resolves columns, visits, arms and features. With `computing`, also the passes features
+    /// need before fitting: gene totals for --min-gene-counts, library sizes for log1p-CPM and
+    /// gene-set scores (over all cells of the file, §8.6); without, only names are checked.
+    static func prepare(path: String, parameters: DiDParameters, computing: Bool,
                         budget: ReadBudget) throws(AnalysisError) -> (DiDAnalysis, [DiDFeature]) {
         let file: AnnDataFile
         do { file = try AnnDataFile(path: path) } catch { throw AnalysisError(error) }
@@ -163,12 +165,39 @@ extension DiDAnalysis {
         let matrixName = parameters.log1pCPMFrom ?? parameters.layer ?? "X"
         let features: [DiDFeature]
         var matrix: MatrixReader?
+        var transform: (@Sendable (Int, Double) -> Double)?
+        var extraColumns: [DiDFeature] = []
         do {
             let names = try file.vars.index()
+            var keptGenes: [Bool]?
+            if let minimum = parameters.minGeneCounts {
+                let totals = computing ? try geneTotals(file.matrix(matrixName, budget: budget)) : []
+                keptGenes = totals.isEmpty ? nil : totals.map { $0 >= minimum }
+            }
+            if let counts = parameters.log1pCPMFrom {
+                let source = try file.matrix(counts, budget: budget)
+                if computing {
+                    let libraries = try Log1pCPM.librarySizes(matrix: source, file: path, genes: keptGenes)
+                    // sctrial divides then scales on dense counts, scales the factor on sparse ones.
+                    if source.info.format == .dense {
+                        transform = { @Sendable row, x in Log1pCPM.denseValue(x, library: libraries[row]) }
+                    } else {
+                        transform = { @Sendable row, x in Log1pCPM.value(x, library: libraries[row]) }
+                    }
+                }
+            }
+            if let sets = parameters.geneSets {
+                let collection = try GeneSetCollection(sets: sets.sets.map { GeneSet(name: $0.name, genes: $0.genes) }, source: sets.source)
+                let scores = computing
+                    ? try GeneSetScoring.scores(matrix: file.matrix(parameters.layer ?? "X", budget: budget), varNames: names,
+                                                sets: collection, method: sets.method, minGenes: sets.minGenes)
+                    : collection.sets.map { _ in [Double]() }
+                extraColumns = zip(collection.sets, scores).map { .cellValues(name: sets.prefix + $0.name, values: $1) }
+            }
             switch parameters.features {
             case .allGenes:
                 matrix = try file.matrix(matrixName, budget: budget)
-                features = names.enumerated().map { .gene(index: $0, name: $1) }
+                features = names.enumerated().filter { keptGenes?[$0.offset] ?? true }.map { .gene(index: $0.offset, name: $0.element) }
             case .allSets:
                 features = extraColumns
             case .named(let requested):
@@ -206,6 +235,16 @@ extension DiDAnalysis {
             if case .nullableString = column.values { continue }
             throw AnalysisError("\(path): covariate '\(column.name)' is of kind \(column.kind.rawValue)")
         }
-        return (DiDAnalysis(parameters: parameters, obs: obs, matrix: matrix, transform: nil), features)
+        return (DiDAnalysis(parameters: parameters, obs: obs, matrix: matrix, transform: transform), features)
+    }
+
+    /// Total of each gene over all cells (scanpy's filter_genes(min_counts=) criterion).
+    static func geneTotals(_ matrix: MatrixReader) throws(AnnDataError) -> [Double] {
+        var totals = [Double](repeating: 0, count: matrix.info.nCols)
+        var blocks = try matrix.blocks()
+        while let slab = try blocks.next() {
+            slab.forEachEntry { _, column, value in if !value.isNaN { totals[column] += value } }
+        }
+        return totals
     }
 }

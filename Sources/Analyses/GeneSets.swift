@@ -109,7 +109,7 @@ public struct GeneSetCollection: Sendable, Equatable {
 /// across genes pairwise); the z matrix `sub[:, valid]` is Fortran-ordered for both (zmean across
 /// genes sequential).
 public enum GeneSetScoring {
-    public enum Method: String, Sendable, CaseIterable {
+    public enum Method: String, Sendable, Codable, CaseIterable {
         /// Per gene z-score over all cells (nanmean, nanstd ddof 1), averaged over the genes with σ > 1e-12.
         case zmean
         /// Mean expression over the set's genes.
@@ -332,52 +332,7 @@ public struct GatheredColumns: Sendable, Equatable {
         var slotOf = [Int32](repeating: -1, count: high - low + 1)
         for (slot, column) in columns.enumerated() { slotOf[column - low] = Int32(slot) }
         // (slot, row, value) triples in storage order, sorted by slot at the end.
-        var slots: [Int32] = [], rows: [Int32] = [], values: [Double] = []
-
-        func take(_ slab: Slab) {
-            switch slab {
-            case .sparse(let s) where s.axis == .columns:
-                for (k, column) in s.majorIDs.enumerated() where column >= low && column <= high {
-                    let slot = slotOf[column - low]
-                    guard slot >= 0 else { continue }
-                    for position in s.indptr[k]..<s.indptr[k + 1] where s.values[position] != 0 {
-                        slots.append(slot)
-                        rows.append(s.indices[position])
-                        values.append(s.values[position])
-                    }
-                }
-            case .sparse(let s):
-                s.indices.withUnsafeBufferPointer { indices in
-                    s.values.withUnsafeBufferPointer { stored in
-                        slotOf.withUnsafeBufferPointer { slotOf in
-                            for (k, row) in s.majorIDs.enumerated() {
-                                for position in s.indptr[k]..<s.indptr[k + 1] {
-                                    let column = Int(indices[position]) - low
-                                    guard column >= 0, column < slotOf.count, slotOf[column] >= 0,
-                                          stored[position] != 0 else { continue }
-                                    slots.append(slotOf[column])
-                                    rows.append(Int32(row))
-                                    values.append(stored[position])
-                                }
-                            }
-                        }
-                    }
-                }
-            case .dense(let d):
-                let width = d.columns.count
-                for (k, row) in d.rowIDs.enumerated() {
-                    for (offset, column) in d.columns.enumerated() {
-                        let value = d.values[k * width + offset]
-                        guard value != 0, column >= low, column <= high else { continue }
-                        let slot = slotOf[column - low]
-                        guard slot >= 0 else { continue }
-                        slots.append(slot)
-                        rows.append(Int32(row))
-                        values.append(value)
-                    }
-                }
-            }
-        }
+        var triples = Triples(low: low, slotOf: slotOf)
 
         switch matrix.info.format {
         case .csc:
@@ -386,18 +341,75 @@ public struct GatheredColumns: Sendable, Equatable {
                 var end = start + 1
                 while end < columns.count, columns[end] == columns[end - 1] + 1 { end += 1 }
                 var blocks = try matrix.blocks(columns: columns[start]..<(columns[end - 1] + 1))
-                while let slab = try blocks.next() { take(slab) }
+                while let slab = try blocks.next() { triples.take(slab) }
                 start = end
             }
         case .csr:
             // Every row is read whole anyway; without a window the reader hands its arrays over.
             var blocks = try matrix.blocks()
-            while let slab = try blocks.next() { take(slab) }
+            while let slab = try blocks.next() { triples.take(slab) }
         case .dense:
             var blocks = try matrix.blocks(columns: low..<(high + 1))
-            while let slab = try blocks.next() { take(slab) }
+            while let slab = try blocks.next() { triples.take(slab) }
         }
-        return bySlot(nRows: nRows, columns: columns, slots: slots, rows: rows, values: values)
+        return bySlot(nRows: nRows, columns: columns, slots: triples.slots, rows: triples.rows, values: triples.values)
+    }
+
+    /// The stored non-zeros of the selected columns, as they stream by (a struct with mutating
+    /// methods: no closure-captured arrays, whose every access would be checked at run time).
+    private struct Triples {
+        let low: Int
+        let slotOf: [Int32]
+        var slots: [Int32] = []
+        var rows: [Int32] = []
+        var values: [Double] = []
+
+        mutating func append(_ slot: Int32, _ row: Int32, _ value: Double) {
+            slots.append(slot)
+            rows.append(row)
+            values.append(value)
+        }
+
+        mutating func take(_ slab: Slab) {
+            let high = low + slotOf.count
+            switch slab {
+            case .sparse(let s) where s.axis == .columns:
+                for (k, column) in s.majorIDs.enumerated() where column >= low && column < high {
+                    let slot = slotOf[column - low]
+                    guard slot >= 0 else { continue }
+                    for position in s.indptr[k]..<s.indptr[k + 1] where s.values[position] != 0 {
+                        append(slot, s.indices[position], s.values[position])
+                    }
+                }
+            case .sparse(let s):
+                // The hot loop of a CSR pass (every stored entry of the matrix goes by).
+                let lookup = slotOf
+                lookup.withUnsafeBufferPointer { lookup in
+                    s.indices.withUnsafeBufferPointer { indices in
+                        s.values.withUnsafeBufferPointer { stored in
+                            for (k, row) in s.majorIDs.enumerated() {
+                                for position in s.indptr[k]..<s.indptr[k + 1] {
+                                    let column = Int(indices[position]) &- low
+                                    guard column >= 0, column < lookup.count else { continue }
+                                    let slot = lookup[column]
+                                    let value = stored[position]
+                                    if slot >= 0 && value != 0 { append(slot, Int32(row), value) }
+                                }
+                            }
+                        }
+                    }
+                }
+            case .dense(let d):
+                let width = d.columns.count
+                for (k, row) in d.rowIDs.enumerated() {
+                    for (offset, column) in d.columns.enumerated() where column >= low && column < high {
+                        let value = d.values[k * width + offset]
+                        let slot = slotOf[column - low]
+                        if slot >= 0 && value != 0 { append(slot, Int32(row), value) }
+                    }
+                }
+            }
+        }
     }
 
     /// Counting sort of the triples by slot (stable: storage order kept within a slot), then each
@@ -532,24 +544,22 @@ public struct GatheredColumns: Sendable, Equatable {
         var start = 0
         while start < nRows {
             let end = min(nRows, start + blockRows)
-            for r in 0..<(end - start) { counts[r] = 0 }
+            for r in 0..<(end - start) { counts[r] = Int32(k) }
             for (j, slot) in slots.enumerated() {
+                // The implicit-zero term is finite (0, or −μ/σ with σ > 1e-12); stored ones may not be.
                 let zero = term(j, 0)
-                var row = start
+                for r in 0..<(end - start) { block[r * k + j] = zero }
                 let stop = indptr[slot + 1]
-                while row < end {
-                    var t = zero
-                    if cursor[j] < stop, Int(rows[cursor[j]]) == row {
-                        t = term(j, values[cursor[j]])
-                        cursor[j] += 1
-                    }
+                while cursor[j] < stop, Int(rows[cursor[j]]) < end {
+                    let r = Int(rows[cursor[j]]) - start
+                    let t = term(j, values[cursor[j]])
                     if t.isNaN {
-                        block[(row - start) * k + j] = 0
+                        block[r * k + j] = 0
+                        counts[r] -= 1
                     } else {
-                        block[(row - start) * k + j] = t
-                        counts[row - start] += 1
+                        block[r * k + j] = t
                     }
-                    row += 1
+                    cursor[j] += 1
                 }
             }
             block.withUnsafeBufferPointer { buffer in

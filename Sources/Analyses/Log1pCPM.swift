@@ -21,8 +21,10 @@ public enum Log1pCPM {
     }
 
     /// Row sums over all genes of `matrix` (the counts), one pass. Any stored value that is
-    /// non-finite or negative is an error naming `file`, the element and the entry.
-    public static func librarySizes(matrix: MatrixReader, file: String) throws(AnalysisError) -> [Double] {
+    /// non-finite or negative is an error naming `file`, the element and the entry. With
+    /// `genes`, only the genes marked true count (normalising after a gene filter, as scanpy's
+    /// filter_genes then a CPM of the kept genes).
+    public static func librarySizes(matrix: MatrixReader, file: String, genes: [Bool]? = nil) throws(AnalysisError) -> [Double] {
         let info = matrix.info
         var sizes = [Double](repeating: 0, count: info.nRows)
         func bad(_ row: Int, _ column: Int, _ value: Double) -> AnalysisError {
@@ -34,7 +36,7 @@ public enum Log1pCPM {
             var blocks = try matrix.blocks()
             while let slab = try blocks.next() {
                 switch slab {
-                case .sparse(let s) where s.axis == .rows:
+                case .sparse(let s) where s.axis == .rows && genes == nil:
                     try s.values.withUnsafeBufferPointer { buffer throws(AnalysisError) in
                         for (k, row) in s.majorIDs.enumerated() {
                             let range = s.indptr[k]..<s.indptr[k + 1]
@@ -45,14 +47,14 @@ public enum Log1pCPM {
                         }
                     }
                 case .sparse(let s):
-                    // Columns arrive in ascending order: each row is summed sequentially in column order
-                    // (scipy's CSR order would need every row's values at once; see `rowSum`).
-                    for (k, column) in s.majorIDs.enumerated() {
+                    // Summed sequentially in storage order (scipy's CSR order would need every row's
+                    // values at once; see `rowSum`); exact for integer counts.
+                    for (k, major) in s.majorIDs.enumerated() {
                         for position in s.indptr[k]..<s.indptr[k + 1] {
                             let value = s.values[position]
-                            let row = Int(s.indices[position])
+                            let (row, column) = s.axis == .rows ? (major, Int(s.indices[position])) : (Int(s.indices[position]), major)
                             guard value.isFinite, value >= 0 else { throw bad(row, column, value) }
-                            sizes[row] += value
+                            if genes?[column] ?? true { sizes[row] += value }
                         }
                     }
                 case .dense(let d):
@@ -63,7 +65,11 @@ public enum Log1pCPM {
                             for (offset, value) in slice.enumerated() where !(value.isFinite && value >= 0) {
                                 throw bad(row, d.columns.lowerBound + offset, value)
                             }
-                            sizes[row] = GeneSetScoring.numpySum(slice)
+                            if let genes {
+                                sizes[row] = slice.enumerated().reduce(0) { genes[d.columns.lowerBound + $1.offset] ? $0 + $1.element : $0 }
+                            } else {
+                                sizes[row] = GeneSetScoring.numpySum(slice)
+                            }
                         }
                     }
                 }

@@ -62,8 +62,26 @@ struct PlanDiD: ParsableCommand {
     @Option(help: "Features: all (every gene; the default), a,b,c or @file (one per line); genes or numeric obs columns.")
     var features: String?
 
-    @Option(help: "Matrix of the gene features: a layer name (default X).")
+    @Option(help: "Matrix of the gene features (and of gene-set scoring): a layer name (default X).")
     var layer: String?
+
+    @Option(help: "Gene sets to score and test: a GMT file or an http(s) URL (fetched once, at planning). Features default to every set score.")
+    var geneSets: String?
+
+    @Option(help: "Prefix of the score column names, e.g. ms_ (default none).")
+    var setPrefix: String?
+
+    @Option(help: "Gene-set score: zmean (mean of per-gene z-scores over all cells; default) or mean.")
+    var scoreMethod: GeneSetScoring.Method?
+
+    @Option(help: "Sets with fewer genes present in var get all-NaN scores (default 3).")
+    var minGenes: Int?
+
+    @Option(help: "Test log1p(CPM) computed from this counts layer (library sizes over the kept genes).")
+    var log1pCpmFrom: String?
+
+    @Option(help: "Drop genes whose total count (in the counts source: --log1p-cpm-from, else the analysed matrix) is below this.")
+    var minGeneCounts: Double?
 
     @Option(help: "participant_visit (default), participant_visit_celltype or cell.")
     var aggregate: DiDParameters.Aggregate?
@@ -95,6 +113,7 @@ struct PlanDiD: ParsableCommand {
     func validate() throws {
         if celltype != nil && byCelltype { throw ValidationError("--celltype and --by-celltype exclude each other") }
         if let nBoot, nBoot < 1 { throw ValidationError("--n-boot must be at least 1") }
+        if let minGenes, minGenes < 1 { throw ValidationError("--min-genes must be at least 1") }
         if threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
@@ -121,6 +140,20 @@ struct PlanDiD: ParsableCommand {
         let featureList = try features.map { $0 == "all" ? nil : try ListArgument.parse($0, option: "--features") } ?? file.features
         p.features = featureList.map { .named($0) } ?? .allGenes
         p.layer = layer ?? file.layer
+        p.log1pCPMFrom = log1pCpmFrom ?? file.log1pCPMFrom
+        p.minGeneCounts = minGeneCounts ?? file.minGeneCounts
+        if let source = geneSets ?? file.geneSets {
+            let collection = try GeneSetCollection.load(source)
+            var sets = DiDParameters.GeneSets(source: source, sets: collection.sets.map { .init(name: $0.name, genes: $0.genes) })
+            sets.prefix = setPrefix ?? file.setPrefix ?? ""
+            sets.method = try scoreMethod ?? file.scoreMethod.map { (text) throws -> GeneSetScoring.Method in
+                guard let method = GeneSetScoring.Method(rawValue: text) else { throw ValidationError("\(config ?? ""): score_method '\(text)' is not zmean or mean") }
+                return method
+            } ?? .zmean
+            sets.minGenes = minGenes ?? file.minGenes ?? 3
+            p.geneSets = sets
+            if featureList == nil { p.features = .allSets }
+        }
         p.aggregate = try aggregate ?? file.aggregate.map { (text) throws -> DiDParameters.Aggregate in
             guard let value = DiDParameters.Aggregate(rawValue: text) else { throw ValidationError("\(config ?? ""): aggregate '\(text)' is not one of participant_visit, participant_visit_celltype, cell") }
             return value
@@ -142,9 +175,9 @@ struct PlanDiD: ParsableCommand {
     }
 
     func run() throws {
-        let parameters = try parameters()
-        let plan = try reportingFailure {
-            try DiDRun.plan(input: input, parameters: parameters, run: RunDirectory(out), threads: threads)
+        let (plan, parameters) = try reportingFailure { () throws -> (Plan, DiDParameters) in
+            let parameters = try self.parameters()
+            return (try DiDRun.plan(input: input, parameters: parameters, run: RunDirectory(out), threads: threads), parameters)
         }
         print("planned DiD in \(out): \(plan.input.nObs) cells × \(plan.input.nVars) genes, visits \(parameters.visits.joined(separator: ","))")
         print("next: sctrial-plan run \(out)")
@@ -153,6 +186,7 @@ struct PlanDiD: ParsableCommand {
 
 extension DiDParameters.Aggregate: ExpressibleByArgument {}
 extension DiDParameters.Statistic: ExpressibleByArgument {}
+extension GeneSetScoring.Method: ExpressibleByArgument {}
 
 /// The design as a TOML file (`--config`): keys are the long options with underscores. Unknown
 /// keys are refused, so a typo never silently falls back to a default.
@@ -162,7 +196,9 @@ struct DesignFile {
     var byCelltype: Bool?
     var celltypes: [String]?
     var features: [String]?
-    var layer, aggregate, agg: String?
+    var layer, aggregate, agg, geneSets, setPrefix, scoreMethod, log1pCPMFrom: String?
+    var minGenes: Int?
+    var minGeneCounts: Double?
     var covariates: [String]?
     var standardize, bootstrap: Bool?
     var nBoot: Int?
@@ -203,7 +239,8 @@ struct DesignFile {
         }
         let known: Set<String> = ["visits", "participant_col", "visit_col", "arm_col", "treated", "control", "celltype_col",
                                   "crossover_col", "celltype", "by_celltype", "celltypes", "features", "layer", "aggregate", "agg",
-                                  "covariates", "standardize", "bootstrap", "n_boot", "seed"]
+                                  "covariates", "standardize", "bootstrap", "n_boot", "seed", "gene_sets", "set_prefix",
+                                  "score_method", "min_genes", "log1p_cpm_from", "min_gene_counts"]
         if let unknown = table.keys.first(where: { !known.contains($0) }) {
             throw ValidationError("\(path): unknown key '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -220,6 +257,15 @@ struct DesignFile {
         celltypes = try strings("celltypes")
         if let all = try? string("features"), all == "all" { features = nil } else { features = try strings("features") }
         layer = try string("layer")
+        geneSets = try string("gene_sets")
+        setPrefix = try string("set_prefix")
+        scoreMethod = try string("score_method")
+        minGenes = try integer("min_genes")
+        log1pCPMFrom = try string("log1p_cpm_from")
+        if let value = table["min_gene_counts"] {
+            guard let number = value.double ?? value.int.map(Double.init) else { throw ValidationError("\(path): min_gene_counts must be a number") }
+            minGeneCounts = number
+        }
         aggregate = try string("aggregate")
         agg = try string("agg")
         covariates = try strings("covariates")
