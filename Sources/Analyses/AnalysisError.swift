@@ -11,4 +11,18 @@ public struct AnalysisError: Error, CustomStringConvertible, Sendable, Equatable
     public init(_ error: AnnDataError) { message = error.description }
 
     public var description: String { message }
+
+    /// Runs `body`, keeping analysis errors, turning reader errors into analysis errors, and
+    /// naming `path` on anything else.
+    static func converting<T>(_ path: String, _ body: () throws -> T) throws(AnalysisError) -> T {
+        do {
+            return try body()
+        } catch let error as AnalysisError {
+            throw error
+        } catch let error as AnnDataError {
+            throw AnalysisError(error)
+        } catch {
+            throw AnalysisError("\(path): \(error)")
+        }
+    }
 }

@@ -23,7 +23,7 @@ extension DifferentialExpression {
     /// gather the cells in play gene-major, test every target × gene, add FDR.
     public static func run(path: String, parameters: DEParameters, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                            budget: ReadBudget = .default, gatherBudget: Int = 1 << 30) throws(AnalysisError) -> DETable {
-        do {
+        try AnalysisError.converting(path) {
             let file = try AnnDataFile(path: path)
             let labels = try file.obs.column(parameters.groupbyKey, expectedCount: file.nObs).labels()
             let design = try DEDesign(labels: labels, parameters: parameters, file: path)
@@ -59,12 +59,6 @@ extension DifferentialExpression {
                 }
             }
             return DETable(rows: rows)
-        } catch let error as AnnDataError {
-            throw AnalysisError(error)
-        } catch let error as AnalysisError {
-            throw error
-        } catch {
-            throw AnalysisError("\(path): \(error)")
         }
     }
 

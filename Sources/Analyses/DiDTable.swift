@@ -163,11 +163,11 @@ extension DiDAnalysis {
             throw AnalysisError("\(path): obs column '\(parameters.armCol)' needs treated ('\(parameters.treated)') and control cells at visits \(parameters.visits.joined(separator: ",")); found \(treated == 0 ? "no treated" : "only treated") cells")
         }
         let matrixName = parameters.log1pCPMFrom ?? parameters.layer ?? "X"
-        let features: [DiDFeature]
+        var features: [DiDFeature] = []
         var matrix: MatrixReader?
         var transform: (@Sendable (Int, Double) -> Double)?
         var extraColumns: [DiDFeature] = []
-        do {
+        try AnalysisError.converting(path) {
             let names = try file.vars.index()
             var keptGenes: [Bool]?
             if let minimum = parameters.minGeneCounts {
@@ -221,12 +221,6 @@ extension DiDAnalysis {
                 }
                 features = resolved
             }
-        } catch let error as AnnDataError {
-            throw AnalysisError(error)
-        } catch let error as AnalysisError {
-            throw error
-        } catch {
-            throw AnalysisError("\(path): \(error)")
         }
         guard !features.isEmpty else { throw AnalysisError("\(path): no features to test") }
         for column in obs.covariates where column.numbers() == nil {
