@@ -46,6 +46,7 @@ let package = Package(
         .testTarget(name: "AnnDataTests", dependencies: ["AnnData"]),
         .testTarget(name: "StatsTests", dependencies: ["Stats"], exclude: ["Goldens"]),
         .testTarget(name: "AnalysesTests", dependencies: ["Analyses"]),
+        .testTarget(name: "OrchestrationTests", dependencies: ["Orchestration"]),
         // Runs the built executables as a user would: exit codes, messages, JSON.
         .testTarget(name: "CLITests", dependencies: ["sctrial-plan"]),
     ],

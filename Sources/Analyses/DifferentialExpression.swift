@@ -198,9 +198,11 @@ private struct GeneWorker {
         if let referenceRows = design.referenceRows {
             let reference = Group(values: bucket(targets.count), size: referenceRows.count)
             let sortedReference = engine.parameters.metric == .tTest ? nil : reference.sorted()
+            // The reference is the same for every target: its mean is computed once per gene.
+            let referenceMean = reference.mean(log1p: engine.isLog1p, expAfterMean: engine.parameters.expPostAggregation)
             return targets.indices.map { k in
                 let target = Group(values: bucket(k), size: design.targetRows[targets[k]].count)
-                return row(target: target, reference: reference, sortedReference: sortedReference,
+                return row(target: target, reference: reference, sortedReference: sortedReference, referenceMean: referenceMean,
                            name: design.targets[targets[k]], feature: feature)
             }
         }
@@ -221,10 +223,11 @@ private struct GeneWorker {
         return rest
     }
 
-    private mutating func row(target: Group, reference: Group, sortedReference: SortedSample?, name: String, feature: String) -> DERow {
+    private mutating func row(target: Group, reference: Group, sortedReference: SortedSample?, referenceMean known: Double? = nil,
+                              name: String, feature: String) -> DERow {
         let parameters = engine.parameters
         let targetMean = target.mean(log1p: engine.isLog1p, expAfterMean: parameters.expPostAggregation)
-        let referenceMean = reference.mean(log1p: engine.isLog1p, expAfterMean: parameters.expPostAggregation)
+        let referenceMean = known ?? reference.mean(log1p: engine.isLog1p, expAfterMean: parameters.expPostAggregation)
         var statistic = Double.nan
         var p = Double.nan
         switch parameters.metric {
