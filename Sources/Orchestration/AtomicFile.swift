@@ -13,29 +13,66 @@ public enum AtomicFile {
     }
 
     static func write(_ data: Data, to url: URL, chunkSize: Int) throws {
+        try stream(to: url, chunkSize: chunkSize) { writer in
+            try data.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) throws in try writer.write(buffer) }
+        }
+    }
+
+    /// Streams a file through `body` under a temporary name and renames it into place only if
+    /// `body` and every write succeed: big tables never sit whole in memory.
+    public static func stream(to url: URL, _ body: (inout Writer) throws -> Void) throws {
+        try stream(to: url, chunkSize: chunkSize, body)
+    }
+
+    static func stream(to url: URL, chunkSize: Int, _ body: (inout Writer) throws -> Void) throws {
         let directory = url.deletingLastPathComponent()
         let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
         let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw OrchestrationError("\(temporary.path): cannot create: \(String(cString: strerror(errno)))") }
-        var failure: String?
-        data.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) in
+        var writer = Writer(fd: fd, path: url.path, chunkSize: chunkSize)
+        do {
+            try body(&writer)
+            try writer.flush()
+            if fsync(fd) != 0 { throw OrchestrationError("\(url.path): cannot write: \(String(cString: strerror(errno)))") }
+            close(fd)
+            if rename(temporary.path, url.path) != 0 {
+                throw OrchestrationError("\(url.path): cannot rename into place: \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            close(fd)
+            unlink(temporary.path)
+            throw error
+        }
+    }
+
+    /// Buffered appends to the temporary file.
+    public struct Writer {
+        let fd: Int32
+        let path: String
+        let chunkSize: Int
+        var buffer: [UInt8] = []
+
+        /// Appends text; flushed to the file every 4 MB.
+        public mutating func append(_ text: String) throws {
+            buffer.append(contentsOf: text.utf8)
+            if buffer.count >= 4 << 20 { try flush() }
+        }
+
+        mutating func flush() throws {
+            try buffer.withUnsafeBytes { try write($0) }
+            buffer.removeAll(keepingCapacity: true)
+        }
+
+        func write(_ bytes: UnsafeRawBufferPointer) throws {
             var offset = 0
-            while offset < buffer.count {
-                let written = Foundation.write(fd, buffer.baseAddress! + offset, min(chunkSize, buffer.count - offset))
+            while offset < bytes.count {
+                let written = Foundation.write(fd, bytes.baseAddress! + offset, min(chunkSize, bytes.count - offset))
                 if written < 0 {
                     if errno == EINTR { continue }
-                    failure = String(cString: strerror(errno))
-                    return
+                    throw OrchestrationError("\(path): cannot write: \(String(cString: strerror(errno)))")
                 }
                 offset += written
             }
-        }
-        if failure == nil && fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
-        close(fd)
-        if failure == nil && rename(temporary.path, url.path) != 0 { failure = String(cString: strerror(errno)) }
-        if let failure {
-            unlink(temporary.path)
-            throw OrchestrationError("\(url.path): cannot write: \(failure)")
         }
     }
 }

@@ -53,22 +53,25 @@ public enum DERun {
         var parameters = de.parameters
         parameters.isLog1p = de.isLog1p ? .yes : .no
         let table = try DifferentialExpression.run(path: plan.input.path, parameters: parameters, threads: threads)
-        var text = DETable.columns.joined(separator: ",") + "\n"
-        text.reserveCapacity(table.rows.count * 160)
-        // Target and reference repeat on every gene's row: quote them once per target.
-        var quoted: [String: String] = [:]
-        for (row, fdr) in zip(table.rows, table.fdr) {
-            let target = quoted[row.target] ?? { let q = CSVText.field(row.target); quoted[row.target] = q; return q }()
-            let reference = quoted[row.reference] ?? { let q = CSVText.field(row.reference); quoted[row.reference] = q; return q }()
-            text += target; text += ","
-            text += reference; text += ","
-            text += CSVText.field(row.feature); text += ","
-            for value in [row.targetMean, row.referenceMean, row.percentChange, row.foldChange, row.pValue, row.statistic] {
-                text += CSVText.number(value); text += ","
+        try AtomicFile.stream(to: run.resultsURL) { writer in
+            try writer.append(DETable.columns.joined(separator: ",") + "\n")
+            // Target and reference repeat on every gene's row: quote them once per target.
+            var quoted: [String: String] = [:]
+            var line = ""
+            for (row, fdr) in zip(table.rows, table.fdr) {
+                let target = quoted[row.target] ?? { let q = CSVText.field(row.target); quoted[row.target] = q; return q }()
+                let reference = quoted[row.reference] ?? { let q = CSVText.field(row.reference); quoted[row.reference] = q; return q }()
+                line.removeAll(keepingCapacity: true)
+                line += target; line += ","
+                line += reference; line += ","
+                line += CSVText.field(row.feature); line += ","
+                for value in [row.targetMean, row.referenceMean, row.percentChange, row.foldChange, row.pValue, row.statistic] {
+                    line += CSVText.number(value); line += ","
+                }
+                line += CSVText.number(fdr); line += "\n"
+                try writer.append(line)
             }
-            text += CSVText.number(fdr); text += "\n"
         }
-        try AtomicFile.write(Data(text.utf8), to: run.resultsURL)
         return table
     }
 }

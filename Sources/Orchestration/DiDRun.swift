@@ -26,7 +26,7 @@ public enum DiDRun {
         }
         try plan.checkInputUnchanged()
         let table = try DiDAnalysis.run(path: plan.input.path, parameters: parameters)
-        try AtomicFile.write(Data(table.csv().utf8), to: run.resultsURL)
+        try AtomicFile.stream(to: run.resultsURL) { try $0.append(table.csv()) }
         return table
     }
 }
