@@ -137,12 +137,6 @@ final class H5Reader {
         return H5ID(id, close: H5Dclose)
     }
 
-    func openObject(_ path: String) throws(AnnDataError) -> H5ID {
-        let id = H5Oopen(file.id, path, sc_h5p_default())
-        guard id >= 0 else { throw fail(.missingElement, path, "object cannot be opened (\(Self.errorStackMessage()))") }
-        return H5ID(id, close: H5Oclose)
-    }
-
     // MARK: - Attributes
 
     func hasAttribute(_ path: String, _ name: String) -> Bool {
@@ -248,7 +242,6 @@ final class H5Reader {
         let elementType: ElementType?
         let chunks: [Int]?
         let filters: [FilterInfo]
-        let isVariableString: Bool
         var isString: Bool { typeClass == H5T_STRING }
     }
 
@@ -283,8 +276,7 @@ final class H5Reader {
             filters.append(FilterInfo(id: Int(filter), name: Self.filterName(Int(filter), declared: String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))))
         }
         return DatasetInfo(path: path, shape: dims.prefix(rank).map { Int($0) }, typeClass: typeClass,
-                           elementType: Self.elementType(type.id), chunks: chunks, filters: filters,
-                           isVariableString: typeClass == H5T_STRING && H5Tis_variable_str(type.id) > 0)
+                           elementType: Self.elementType(type.id), chunks: chunks, filters: filters)
     }
 
     /// Common names for the filters h5py and hdf5plugin register, so a missing one can be named.

@@ -19,15 +19,12 @@ static inline hid_t sc_h5t_native_uint32(void) { return H5T_NATIVE_UINT32; }
 static inline hid_t sc_h5t_native_uint64(void) { return H5T_NATIVE_UINT64; }
 static inline hid_t sc_h5t_c_s1(void) { return H5T_C_S1; }
 static inline hid_t sc_h5t_std_ref_obj(void) { return H5T_STD_REF_OBJ; }
-static inline hid_t sc_h5p_dataset_create(void) { return H5P_DATASET_CREATE; }
-static inline hid_t sc_h5p_file_access(void) { return H5P_FILE_ACCESS; }
 static inline hid_t sc_h5p_dataset_access(void) { return H5P_DATASET_ACCESS; }
 static inline unsigned sc_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
 static inline hid_t sc_h5e_default(void) { return H5E_DEFAULT; }
 static inline hid_t sc_h5p_default(void) { return H5P_DEFAULT; }
 static inline hid_t sc_h5s_all(void) { return H5S_ALL; }
 static inline size_t sc_h5t_variable(void) { return H5T_VARIABLE; }
-static inline hsize_t sc_h5s_unlimited(void) { return H5S_UNLIMITED; }
 
 /* The streaming reader allocates ~16 MB blocks over and over. glibc would serve each from a fresh
    mmap that the kernel zero-fills; keeping them on the heap lets freed blocks be reused. */

@@ -23,7 +23,7 @@ struct Inspect: ParsableCommand {
     var json = false
 
     func run() throws {
-        let summary = try reportingBadInput { () throws(AnnDataError) in
+        let summary = try reportingFailure {
             try AnnDataFile(path: file).summary()
         }
         if json {
@@ -33,16 +33,6 @@ struct Inspect: ParsableCommand {
         } else {
             print(InspectText.render(summary), terminator: "")
         }
-    }
-}
-
-/// Runs `body`, turning an input error into one line on stderr and exit code 2.
-func reportingBadInput<T>(_ body: () throws(AnnDataError) -> T) throws -> T {
-    do {
-        return try body()
-    } catch {
-        FileHandle.standardError.write(Data("sctrial-plan: error: \(error.description)\n".utf8))
-        throw ExitCode(2)
     }
 }
 

@@ -1,4 +1,5 @@
 import Analyses
+import AnnData
 import ArgumentParser
 import Foundation
 import Orchestration
@@ -39,10 +40,12 @@ struct RunCommand: ParsableCommand {
     }
 }
 
-/// Runs `body`; input and run errors become one line on stderr and exit code 2.
+/// Runs `body`; input, analysis and run errors become one line on stderr and exit code 2.
 func reportingFailure<T>(_ body: () throws -> T) throws -> T {
     do {
         return try body()
+    } catch let error as AnnDataError {
+        return try fail(error.description)
     } catch let error as AnalysisError {
         return try fail(error.description)
     } catch let error as OrchestrationError {

@@ -37,7 +37,7 @@ struct Validate: ParsableCommand {
     }
 
     func run() throws {
-        let reports = try reportingBadInput { () throws(AnnDataError) -> [Report] in
+        let reports = try reportingFailure { () throws -> [Report] in
             let data = try AnnDataFile(path: file)
             let names = all ? try data.matrixNames() : (matrices.isEmpty ? ["X"] : matrices)
             var reports: [Report] = []
