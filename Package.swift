@@ -20,6 +20,8 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl",
                        providers: [.apt(["libcurl4-openssl-dev"]), .brew(["curl"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto",
+                       providers: [.apt(["libssl-dev"]), .brew(["openssl"])]),
 
         // h5ad read access: typed obs/var columns, dense/CSR/CSC slabs, bounded-memory streaming.
         .target(name: "AnnData", dependencies: ["CHDF5"]),
@@ -31,7 +33,7 @@ let package = Package(
         .target(name: "Analyses", dependencies: ["AnnData", "Stats", "CCurl"]),
 
         // Plans, run directories, executors and the reducer.
-        .target(name: "Orchestration", dependencies: ["Analyses", "AnnData"]),
+        .target(name: "Orchestration", dependencies: ["Analyses", "AnnData", "COpenSSL"]),
 
         .executableTarget(name: "sctrial-plan", dependencies: [
             "AnnData", "Analyses", "Orchestration",
@@ -39,7 +41,7 @@ let package = Package(
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         .executableTarget(name: "sctrial-worker", dependencies: [
-            "Orchestration", "Analyses",
+            "Orchestration", "Analyses", "AnnData",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

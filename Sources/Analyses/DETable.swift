@@ -18,47 +18,85 @@ public struct DETable: Sendable, Equatable {
     }
 }
 
+/// What one shard of a DE run computes: contiguous ranges of the targets and of the genes.
+public struct DESelection: Sendable {
+    /// Indices into `DEDesign.targets` (nil: all).
+    public var targets: Range<Int>?
+    /// Gene (var) indices (nil: all).
+    public var genes: Range<Int>?
+    /// A gene-major copy of the matrix to read instead of the input.
+    public var stagedMatrix: String?
+
+    public init(targets: Range<Int>? = nil, genes: Range<Int>? = nil, stagedMatrix: String? = nil) {
+        self.targets = targets
+        self.genes = genes
+        self.stagedMatrix = stagedMatrix
+    }
+}
+
+/// One shard's rows, target-major over `targets` × `genes`, without FDR.
+public struct DEShardResult: Sendable {
+    public var targets: Range<Int>
+    public var genes: Range<Int>
+    public var rows: [DERow]
+}
+
 extension DifferentialExpression {
     /// Everything `plan de` + `run` do for one file, in process: resolve the design, detect log1p,
     /// gather the cells in play gene-major, test every target × gene, add FDR.
     public static func run(path: String, parameters: DEParameters, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                            budget: ReadBudget = .default, gatherBudget: Int = 1 << 30) throws(AnalysisError) -> DETable {
+        DETable(rows: try shard(path: path, parameters: parameters, selection: DESelection(), threads: threads,
+                                budget: budget, gatherBudget: gatherBudget).rows)
+    }
+
+    /// One shard: the rows of its targets (and the reference) gathered gene-major over its genes,
+    /// in windows past `gatherBudget`, every target × gene tested.
+    public static func shard(path: String, parameters: DEParameters, selection: DESelection,
+                             threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+                             budget: ReadBudget = .default, gatherBudget: Int = 1 << 30) throws(AnalysisError) -> DEShardResult {
         try AnalysisError.converting(path) {
             let file = try AnnDataFile(path: path)
             let labels = try file.obs.column(parameters.groupbyKey, expectedCount: file.nObs).labels()
             let design = try DEDesign(labels: labels, parameters: parameters, file: path)
-            let matrix = try file.matrix(parameters.layer ?? "X", budget: budget)
+            let original = try file.matrix(parameters.layer ?? "X", budget: budget)
+            let matrix = try selection.stagedMatrix.map { staged throws(AnnDataError) in
+                try GeneMajorCopy.open(staged, expectedRows: file.nObs, expectedCols: file.nVars, budget: budget)
+            } ?? original
             let log1p: Bool
             switch parameters.isLog1p {
             case .yes: log1p = true
             case .no: log1p = false
-            case .auto: log1p = try profile(matrix).looksLog1p
+            case .auto: log1p = try profile(original).looksLog1p
             }
-            let genes = file.nVars
+            let genes = selection.genes ?? 0..<file.nVars
+            let targetRange = selection.targets ?? design.targets.indices
+            guard genes.lowerBound >= 0, genes.upperBound <= file.nVars,
+                  targetRange.lowerBound >= 0, targetRange.upperBound <= design.targets.count else {
+                throw AnalysisError("\(path): shard asks for targets \(targetRange) and genes \(genes), but the file has \(design.targets.count) targets and \(file.nVars) genes; plan the run again")
+            }
             let engine = DifferentialExpression(parameters: parameters, design: design, isLog1p: log1p,
                                                 geneNames: try file.vars.index())
-            let targets = Array(design.targets.indices)
+            let targets = Array(targetRange)
+            let rowsInPlay = design.rowsInPlay(targets: targets)
             // The gene-major copy of the cells in play holds ~28 bytes per non-zero while it is
             // built; past the budget, genes go in windows (each re-reads the rows in play).
-            let entries = try estimatedEntries(matrix, rows: design.rowsInPlay)
-            let windows = max(1, min(genes, Int((Double(entries) * 28 / Double(gatherBudget)).rounded(.up))))
-            let width = max(1, (genes + windows - 1) / windows)
-            var rows = [DERow]()
-            rows.reserveCapacity(targets.count * genes)
-            var byWindow: [[DERow]] = []
-            for start in stride(from: 0, to: genes, by: width) {
-                let window = start..<min(genes, start + width)
-                let slab = try matrix.gatherColumns(rows: design.rowsInPlay, columns: window)
-                byWindow.append(engine.rows(targets: targets, slab: slab, threads: threads))
+            let entries = try estimatedEntries(original, rows: rowsInPlay) * max(1, genes.count) / max(1, file.nVars)
+            let windows = max(1, min(genes.count, Int((Double(entries) * 28 / Double(gatherBudget)).rounded(.up))))
+            let width = max(1, (genes.count + windows - 1) / windows)
+            var byWindow: [(size: Int, rows: [DERow])] = []
+            for start in stride(from: genes.lowerBound, to: genes.upperBound, by: width) {
+                let window = start..<min(genes.upperBound, start + width)
+                let slab = try matrix.gatherColumns(rows: rowsInPlay, columns: window)
+                byWindow.append((window.count, engine.rows(targets: targets, slab: slab, threads: threads)))
             }
             // pdex's order: target-major, genes in var order across windows.
+            var rows = [DERow]()
+            rows.reserveCapacity(targets.count * genes.count)
             for k in targets.indices {
-                for (w, window) in byWindow.enumerated() {
-                    let size = min(genes, (w + 1) * width) - w * width
-                    rows += window[(k * size)..<((k + 1) * size)]
-                }
+                for window in byWindow { rows += window.rows[(k * window.size)..<((k + 1) * window.size)] }
             }
-            return DETable(rows: rows)
+            return DEShardResult(targets: targetRange, genes: genes, rows: rows)
         }
     }
 

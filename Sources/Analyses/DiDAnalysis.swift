@@ -22,6 +22,12 @@ public struct DiDRow: Sendable {
     public var result: DiDFeatureResult
     public var fdr = Double.nan
     public var fdrStratified = Double.nan
+
+    public init(feature: String, celltype: String?, result: DiDFeatureResult) {
+        self.feature = feature
+        self.celltype = celltype
+        self.result = result
+    }
 }
 
 /// Difference-in-differences with participant fixed effects on pseudobulk, as sctrial 1.0's
@@ -50,18 +56,7 @@ public struct DiDAnalysis {
     /// Fits every feature for one cell type (or all cells). Throws when the subset has no
     /// paired participant (sctrial's ValueError/KeyError, which did_table_by_celltype skips).
     func fit(features: [DiDFeature], celltype: String?, budget: ReadBudget) throws(AnalysisError) -> [DiDRow] {
-        let units = try DiDUnits(obs: obs, parameters: parameters, celltype: celltype)
-        let design: DiDDesign
-        do {
-            design = try DiDDesign(participant: units.participant, participantLevels: units.participantLevels,
-                                   visit: units.visit, arm: units.arm,
-                                   weights: parameters.aggregate == .cell ? nil : units.cellCount,
-                                   covariates: try covariates(units))
-        } catch let error as AnalysisError {
-            throw error
-        } catch {
-            throw AnalysisError("design for cell type \(celltype ?? "all"): \(error)")
-        }
+        let (units, design) = try design(celltype: celltype)
         let options = DiDOptions(standardize: parameters.standardize,
                                  bootstrap: parameters.bootstrap.map { DiDBootstrapOptions(draws: $0.draws, seed: $0.seed) })
         var results = [DiDFeatureResult?](repeating: nil, count: features.count)
@@ -80,6 +75,23 @@ public struct DiDAnalysis {
             start = range.upperBound
         }
         return zip(features, results).map { DiDRow(feature: $0.name, celltype: celltype, result: $1!) }
+    }
+
+    /// The pseudobulk units and the regression design of one cell type (or all cells), from obs
+    /// alone: planning builds them too, so a design that cannot be fitted fails before any run.
+    func design(celltype: String?) throws(AnalysisError) -> (DiDUnits, DiDDesign) {
+        let units = try DiDUnits(obs: obs, parameters: parameters, celltype: celltype)
+        do {
+            let design = try DiDDesign(participant: units.participant, participantLevels: units.participantLevels,
+                                       visit: units.visit, arm: units.arm,
+                                       weights: parameters.aggregate == .cell ? nil : units.cellCount,
+                                       covariates: try covariates(units))
+            return (units, design)
+        } catch let error as AnalysisError {
+            throw error
+        } catch {
+            throw AnalysisError("design for cell type \(celltype ?? "all"): \(error)")
+        }
     }
 
     /// Covariates per unit: numeric ones aggregated like the features, others by "first" (they

@@ -100,37 +100,168 @@ public struct DiDTable: Sendable {
     }
 }
 
+/// What one shard of a DiD run computes, and what planning computed once for every shard.
+public struct DiDSelection: Sendable {
+    /// A contiguous range of the run's feature list (nil: all).
+    public var features: Range<Int>?
+    /// A contiguous range of the run's cell-type blocks (nil: all).
+    public var celltypes: Range<Int>?
+    /// Per-gene totals of the counts source (for --min-gene-counts), from planning.
+    public var geneTotals: [Double]?
+    /// Per-cell library sizes (for log1p-CPM), from planning.
+    public var librarySizes: [Double]?
+    /// A gene-major copy of the gene matrix to read genes from instead of the input.
+    public var stagedMatrix: String?
+
+    public init(features: Range<Int>? = nil, celltypes: Range<Int>? = nil, geneTotals: [Double]? = nil,
+                librarySizes: [Double]? = nil, stagedMatrix: String? = nil) {
+        self.features = features
+        self.celltypes = celltypes
+        self.geneTotals = geneTotals
+        self.librarySizes = librarySizes
+        self.stagedMatrix = stagedMatrix
+    }
+}
+
+/// The units a DiD run can be split along, for planning: nothing here reads the matrix.
+public struct DiDOutline: Sendable {
+    /// Feature names in the order results are assembled.
+    public var features: [String]
+    /// The cell-type blocks (one nil entry for a plain did_table).
+    public var celltypes: [String?]
+    /// Cells of each cell-type block at the two visits (the cost of fitting it).
+    public var cellsPerCelltype: [Int]
+    /// Whether any feature is a gene of the matrix (so a shard reads it).
+    public var readsMatrix: Bool
+    /// The matrix gene features are read from (the counts layer for log1p-CPM).
+    public var matrixName: String
+}
+
+/// The rows one shard computed: cell-type blocks in order, features in order, unsorted, no FDR.
+public struct DiDShardResult: Sendable {
+    public var rows: [DiDRow]
+    /// Cell types did_table_by_celltype skipped, with why.
+    public var skipped: [(celltype: String, why: String)]
+
+    public init(rows: [DiDRow], skipped: [(celltype: String, why: String)]) {
+        self.rows = rows
+        self.skipped = skipped
+    }
+}
+
+extension DiDTable {
+    /// The table from every shard's rows in global unit order: rows are grouped by cell type in
+    /// `celltypes` order, each block sorted and adjusted as did_table does, then the stratified FDR.
+    public init(rows: [DiDRow], celltypes: [String?], byCelltype: Bool, skipped: [(String, String)]) {
+        var byKey: [String?: [DiDRow]] = [:]
+        for row in rows { byKey[row.celltype, default: []].append(row) }
+        let blocks = celltypes.compactMap { byKey[$0] }.map { Self.block($0) }
+        self.init(blocks: blocks, byCelltype: byCelltype, skipped: skipped)
+    }
+}
+
 extension DiDAnalysis {
-    /// The whole analysis in process: features resolved, every cell-type block fitted, the table
-    /// assembled. `extraColumns` are per-cell features computed elsewhere (gene-set scores).
-    /// The checks `plan did` makes before writing a plan: everything `run` resolves before it
+    /// The checks `plan did` makes before writing a plan: everything a run resolves before it
     /// reads the matrix.
     public static func validate(path: String, parameters: DiDParameters) throws(AnalysisError) {
-        _ = try prepare(path: path, parameters: parameters, computing: false, budget: .default)
+        _ = try outline(path: path, parameters: parameters, geneTotals: nil)
     }
 
+    /// The whole analysis in process: the passes planning makes, then every unit as one shard.
     public static func run(path: String, parameters: DiDParameters, budget: ReadBudget = .default) throws(AnalysisError) -> DiDTable {
-        let (analysis, features) = try prepare(path: path, parameters: parameters, computing: true, budget: budget)
-        var blocks: [(columns: [String], rows: [DiDRow])] = []
-        var skipped: [(String, String)] = []
-        for celltype in analysis.celltypeBlocks() {
+        let (totals, libraries) = try prepass(path: path, parameters: parameters, budget: budget)
+        let selection = DiDSelection(geneTotals: totals, librarySizes: libraries)
+        let outline = try outline(path: path, parameters: parameters, geneTotals: totals)
+        let result = try shard(path: path, parameters: parameters, selection: selection, budget: budget)
+        return DiDTable(rows: result.rows, celltypes: outline.celltypes, byCelltype: parameters.byCelltype,
+                        skipped: result.skipped.map { ($0.celltype, $0.why) })
+    }
+
+    /// The passes over the whole matrix that every shard would otherwise repeat: gene totals for
+    /// --min-gene-counts and library sizes for log1p-CPM (over the kept genes).
+    public static func prepass(path: String, parameters: DiDParameters,
+                               budget: ReadBudget = .default) throws(AnalysisError) -> (geneTotals: [Double]?, librarySizes: [Double]?) {
+        guard parameters.minGeneCounts != nil || parameters.log1pCPMFrom != nil else { return (nil, nil) }
+        return try AnalysisError.converting(path) {
+            let file = try AnnDataFile(path: path)
+            let matrixName = parameters.log1pCPMFrom ?? parameters.layer ?? "X"
+            let totals = parameters.minGeneCounts == nil ? nil : try geneTotals(file.matrix(matrixName, budget: budget))
+            var libraries: [Double]?
+            if let counts = parameters.log1pCPMFrom {
+                let kept = parameters.minGeneCounts.flatMap { minimum in totals?.map { $0 >= minimum } }
+                libraries = try Log1pCPM.librarySizes(matrix: file.matrix(counts, budget: budget), file: path, genes: kept)
+            }
+            return (totals, libraries)
+        }
+    }
+
+    /// Features, cell-type blocks and their sizes, resolved from metadata (and the gene totals).
+    public static func outline(path: String, parameters: DiDParameters, geneTotals: [Double]?) throws(AnalysisError) -> DiDOutline {
+        let resolved = try resolve(path: path, parameters: parameters, geneTotals: geneTotals)
+        let analysis = DiDAnalysis(parameters: parameters, obs: resolved.obs, matrix: nil, transform: nil)
+        let blocks = analysis.celltypeBlocks()
+        // A plain did_table fails on a design without paired participants (by-celltype skips the
+        // cell type at run time, as did_table_by_celltype does).
+        if !parameters.byCelltype {
+            do { _ = try analysis.design(celltype: parameters.celltype) } catch { throw AnalysisError("\(path): \(error.message)") }
+        }
+        let inVisits = resolved.obs.visit.map { parameters.visits.contains($0 ?? "") }
+        let cells = blocks.map { block in
+            inVisits.indices.filter { inVisits[$0] && (block == nil || resolved.obs.celltype?[$0] == block) }.count
+        }
+        let readsMatrix = resolved.specs.contains { if case .gene = $0 { true } else { false } }
+        return DiDOutline(features: resolved.specs.map(\.name), celltypes: blocks, cellsPerCelltype: cells,
+                          readsMatrix: readsMatrix, matrixName: parameters.log1pCPMFrom ?? parameters.layer ?? "X")
+    }
+
+    /// One shard: its features (gene-set scores computed for its sets only) fitted in its cell
+    /// types. A cell type without a paired participant is skipped by did_table_by_celltype and
+    /// fails a plain did_table.
+    public static func shard(path: String, parameters: DiDParameters, selection: DiDSelection,
+                             budget: ReadBudget = .default) throws(AnalysisError) -> DiDShardResult {
+        let resolved = try resolve(path: path, parameters: parameters, geneTotals: selection.geneTotals)
+        let specs = selection.features.map { Array(resolved.specs[$0]) } ?? resolved.specs
+        let (analysis, features) = try materialize(specs, resolved: resolved, path: path, parameters: parameters,
+                                                   selection: selection, budget: budget)
+        var blocks = analysis.celltypeBlocks()
+        if let range = selection.celltypes { blocks = Array(blocks[range]) }
+        var rows: [DiDRow] = []
+        var skipped: [(celltype: String, why: String)] = []
+        for celltype in blocks {
             do {
-                blocks.append(DiDTable.block(try analysis.fit(features: features, celltype: celltype, budget: budget)))
+                rows += try analysis.fit(features: features, celltype: celltype, budget: budget)
             } catch {
-                // did_table_by_celltype skips a cell type with no usable participant; a plain
-                // did_table fails.
                 guard parameters.byCelltype, let celltype else { throw AnalysisError("\(path): \(error.message)") }
                 skipped.append((celltype, error.message))
             }
         }
-        return DiDTable(blocks: blocks, byCelltype: parameters.byCelltype, skipped: skipped)
+        return DiDShardResult(rows: rows, skipped: skipped)
     }
 
-    /// Resolves columns, visits, arms and features. With `computing`, also the passes features
-    /// need before fitting: gene totals for --min-gene-counts, library sizes for log1p-CPM and
-    /// gene-set scores (over all cells of the file, §8.6); without, only names are checked.
-    static func prepare(path: String, parameters: DiDParameters, computing: Bool,
-                        budget: ReadBudget) throws(AnalysisError) -> (DiDAnalysis, [DiDFeature]) {
+    /// A feature before its values are read.
+    enum FeatureSpec {
+        case gene(index: Int, name: String)
+        case obsColumn(name: String)
+        /// Index into the plan's gene sets; `name` carries the prefix.
+        case geneSet(index: Int, name: String)
+
+        var name: String {
+            switch self {
+            case .gene(_, let name), .obsColumn(let name), .geneSet(_, let name): name
+            }
+        }
+    }
+
+    struct Resolved {
+        let file: AnnDataFile
+        let obs: TrialObs
+        let varNames: [String]
+        let specs: [FeatureSpec]
+        let keptGenes: [Bool]?
+    }
+
+    /// Resolves columns, visits, arms and the feature list from metadata; nothing is computed.
+    static func resolve(path: String, parameters: DiDParameters, geneTotals: [Double]?) throws(AnalysisError) -> Resolved {
         let file: AnnDataFile
         do { file = try AnnDataFile(path: path) } catch { throw AnalysisError(error) }
         guard parameters.visits.count == 2, parameters.visits[0] != parameters.visits[1] else {
@@ -147,73 +278,104 @@ extension DiDAnalysis {
             throw AnalysisError("\(path): obs column '\(parameters.armCol)' needs treated ('\(parameters.treated)') and control cells at visits \(parameters.visits.joined(separator: ",")); found \(treated == 0 ? "no treated" : "only treated") cells")
         }
         let matrixName = parameters.log1pCPMFrom ?? parameters.layer ?? "X"
-        var features: [DiDFeature] = []
-        var matrix: MatrixReader?
-        var transform: (@Sendable (Int, Double) -> Double)?
-        var extraColumns: [DiDFeature] = []
-        try AnalysisError.converting(path) {
+        let keptGenes = parameters.minGeneCounts.flatMap { minimum in geneTotals?.map { $0 >= minimum } }
+        let sets = (parameters.geneSets?.sets ?? []).enumerated().map {
+            FeatureSpec.geneSet(index: $0.offset, name: (parameters.geneSets?.prefix ?? "") + $0.element.name)
+        }
+        let (names, specs) = try AnalysisError.converting(path) { () throws -> ([String], [FeatureSpec]) in
             let names = try file.vars.index()
-            var keptGenes: [Bool]?
-            if let minimum = parameters.minGeneCounts {
-                let totals = computing ? try geneTotals(file.matrix(matrixName, budget: budget)) : []
-                keptGenes = totals.isEmpty ? nil : totals.map { $0 >= minimum }
-            }
-            if let counts = parameters.log1pCPMFrom {
-                let source = try file.matrix(counts, budget: budget)
-                if computing {
-                    let libraries = try Log1pCPM.librarySizes(matrix: source, file: path, genes: keptGenes)
-                    // sctrial divides then scales on dense counts, scales the factor on sparse ones.
-                    if source.info.format == .dense {
-                        transform = { @Sendable row, x in Log1pCPM.denseValue(x, library: libraries[row]) }
-                    } else {
-                        transform = { @Sendable row, x in Log1pCPM.value(x, library: libraries[row]) }
-                    }
-                }
-            }
-            if let sets = parameters.geneSets {
-                let collection = try GeneSetCollection(sets: sets.sets.map { GeneSet(name: $0.name, genes: $0.genes) }, source: sets.source)
-                let scores = computing
-                    ? try GeneSetScoring.scores(matrix: file.matrix(parameters.layer ?? "X", budget: budget), varNames: names,
-                                                sets: collection, method: sets.method, minGenes: sets.minGenes)
-                    : collection.sets.map { _ in [Double]() }
-                extraColumns = zip(collection.sets, scores).map { .cellValues(name: sets.prefix + $0.name, values: $1) }
-            }
+            if parameters.log1pCPMFrom != nil || parameters.layer != nil { _ = try file.matrixInfo(matrixName) }
             switch parameters.features {
             case .allGenes:
-                matrix = try file.matrix(matrixName, budget: budget)
-                features = names.enumerated().filter { keptGenes?[$0.offset] ?? true }.map { .gene(index: $0.offset, name: $0.element) }
+                _ = try file.matrixInfo(matrixName)
+                return (names, names.enumerated().filter { keptGenes?[$0.offset] ?? true }.map { .gene(index: $0.offset, name: $0.element) })
             case .allSets:
-                features = extraColumns
+                return (names, sets)
             case .named(let requested):
-                var resolved: [DiDFeature] = []
+                var resolved: [FeatureSpec] = []
                 let geneIndex = Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
                 for name in requested {
-                    if let extra = extraColumns.first(where: { $0.name == name }) {
-                        resolved.append(extra)
+                    if let set = sets.first(where: { $0.name == name }) {
+                        resolved.append(set)
                     } else if file.obs.columnNames.contains(name) {
                         let column = try file.obs.column(name, expectedCount: file.nObs)
-                        guard let numbers = column.numbers() else {
+                        guard column.numbers() != nil else {
                             throw AnalysisError("\(path): feature '\(name)' is obs column of kind \(column.kind.rawValue), not numeric")
                         }
-                        resolved.append(.cellValues(name: name, values: numbers.map { $0 ?? .nan }))
+                        resolved.append(.obsColumn(name: name))
                     } else if let index = geneIndex[name] {
-                        if matrix == nil { matrix = try file.matrix(matrixName, budget: budget) }
+                        _ = try file.matrixInfo(matrixName)
                         resolved.append(.gene(index: index, name: name))
                     } else {
                         throw AnalysisError("\(path): feature '\(name)' is neither an obs column nor a gene in var")
                     }
                 }
-                features = resolved
+                return (names, resolved)
             }
         }
-        guard !features.isEmpty else { throw AnalysisError("\(path): no features to test") }
+        guard !specs.isEmpty else { throw AnalysisError("\(path): no features to test") }
         for column in obs.covariates where column.numbers() == nil {
             if case .categorical = column.values { continue }
             if case .string = column.values { continue }
             if case .nullableString = column.values { continue }
             throw AnalysisError("\(path): covariate '\(column.name)' is of kind \(column.kind.rawValue)")
         }
-        return (DiDAnalysis(parameters: parameters, obs: obs, matrix: matrix, transform: transform), features)
+        return Resolved(file: file, obs: obs, varNames: names, specs: specs, keptGenes: keptGenes)
+    }
+
+    /// Reads the values of `specs`: obs columns, gene-set scores over all cells (only the sets
+    /// asked for), and the matrix (or its staged gene-major copy) that gene features come from.
+    static func materialize(_ specs: [FeatureSpec], resolved: Resolved, path: String, parameters: DiDParameters,
+                            selection: DiDSelection, budget: ReadBudget) throws(AnalysisError) -> (DiDAnalysis, [DiDFeature]) {
+        let file = resolved.file
+        let matrixName = parameters.log1pCPMFrom ?? parameters.layer ?? "X"
+        let setsLayer = parameters.layer ?? "X"
+        return try AnalysisError.converting(path) { () throws -> (DiDAnalysis, [DiDFeature]) in
+            let staged = try selection.stagedMatrix.map { staged throws(AnnDataError) in
+                try GeneMajorCopy.open(staged, expectedRows: file.nObs, expectedCols: file.nVars, budget: budget)
+            }
+            var transform: (@Sendable (Int, Double) -> Double)?
+            if let counts = parameters.log1pCPMFrom, specs.contains(where: { if case .gene = $0 { true } else { false } }) {
+                let source = try file.matrix(counts, budget: budget)
+                let libraries = try selection.librarySizes
+                    ?? Log1pCPM.librarySizes(matrix: source, file: path, genes: resolved.keptGenes)
+                guard libraries.count == file.nObs else {
+                    throw AnalysisError("\(path): \(libraries.count) library sizes planned for \(file.nObs) cells; plan the run again")
+                }
+                // sctrial divides then scales on dense counts, scales the factor on sparse ones.
+                if source.info.format == .dense {
+                    transform = { @Sendable row, x in Log1pCPM.denseValue(x, library: libraries[row]) }
+                } else {
+                    transform = { @Sendable row, x in Log1pCPM.value(x, library: libraries[row]) }
+                }
+            }
+            var scores: [Int: [Double]] = [:]
+            let wanted = specs.compactMap { if case .geneSet(let index, _) = $0 { index } else { nil } }
+            if let sets = parameters.geneSets, !wanted.isEmpty {
+                let chosen = wanted.map { sets.sets[$0] }
+                let collection = try GeneSetCollection(sets: chosen.map { GeneSet(name: $0.name, genes: $0.genes) }, source: sets.source)
+                let matrix = setsLayer == matrixName ? try staged ?? file.matrix(setsLayer, budget: budget) : try file.matrix(setsLayer, budget: budget)
+                let computed = try GeneSetScoring.scores(matrix: matrix, varNames: resolved.varNames, sets: collection,
+                                                         method: sets.method, minGenes: sets.minGenes)
+                for (index, values) in zip(wanted, computed) { scores[index] = values }
+            }
+            var features: [DiDFeature] = []
+            var needsMatrix = false
+            for spec in specs {
+                switch spec {
+                case .gene(let index, let name):
+                    needsMatrix = true
+                    features.append(.gene(index: index, name: name))
+                case .obsColumn(let name):
+                    let numbers = try file.obs.column(name, expectedCount: file.nObs).numbers() ?? []
+                    features.append(.cellValues(name: name, values: numbers.map { $0 ?? .nan }))
+                case .geneSet(let index, let name):
+                    features.append(.cellValues(name: name, values: scores[index] ?? []))
+                }
+            }
+            let matrix = needsMatrix ? try staged ?? file.matrix(matrixName, budget: budget) : nil
+            return (DiDAnalysis(parameters: parameters, obs: resolved.obs, matrix: matrix, transform: transform), features)
+        }
     }
 
     /// Total of each gene over all cells (scanpy's filter_genes(min_counts=) criterion).

@@ -68,10 +68,10 @@ public struct DEDesign: Sendable, Equatable {
         targetRows = targets.map { rowsByLabel[$0] ?? [] }
     }
 
-    /// The rows any comparison reads, ascending: what a worker streams.
-    public var rowsInPlay: [Int]? {
+    /// The rows comparisons of `targets` read, ascending (nil: every row, for one-vs-rest).
+    public func rowsInPlay(targets: [Int]) -> [Int]? {
         guard let referenceRows else { return nil }
-        return Array(Set(referenceRows).union(targetRows.joined())).sorted()
+        return Array(Set(referenceRows).union(targets.lazy.flatMap { self.targetRows[$0] })).sorted()
     }
 }
 

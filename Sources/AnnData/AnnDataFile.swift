@@ -73,7 +73,7 @@ public final class AnnDataFile {
         case .dataset:
             info = try denseInfo(name: resolved, path: path)
         case .group:
-            info = try sparseInfo(name: resolved, path: path)
+            info = try Self.sparseInfo(reader, name: resolved, path: path)
         default:
             throw reader.fail(.notAnnData, path, "neither a dataset nor a group")
         }
@@ -106,7 +106,8 @@ public final class AnnDataFile {
                           compression: Self.compression(data))
     }
 
-    private func sparseInfo(name: String, path: String) throws(AnnDataError) -> MatrixInfo {
+    /// Static so a staged copy (GeneMajorCopy), which is not an AnnData file, is checked the same way.
+    static func sparseInfo(_ reader: H5Reader, name: String, path: String) throws(AnnDataError) -> MatrixInfo {
         let format: MatrixFormat
         let shape: [Int]?
         if let encoding = try reader.stringAttribute(path, "encoding-type") {

@@ -76,6 +76,14 @@ public enum Slab: Sendable, Equatable {
     case sparse(SparseSlab)
     case dense(DenseSlab)
 
+    /// Values held (stored entries, or every cell of a dense block).
+    public var storedCount: Int {
+        switch self {
+        case .sparse(let slab): slab.values.count
+        case .dense(let slab): slab.values.count
+        }
+    }
+
     /// Calls `body(row, column, value)` for every stored entry (implicit zeros are skipped).
     public func forEachEntry(_ body: (Int, Int, Double) throws -> Void) rethrows {
         switch self {

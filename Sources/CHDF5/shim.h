@@ -34,4 +34,10 @@ static inline void sc_reuse_freed_blocks(void) {
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
 #endif
 }
+
+/* Writing the staged gene-major copy (GeneMajorCopy.swift, H5Writer.swift). */
+static inline unsigned sc_h5f_acc_trunc(void) { return H5F_ACC_TRUNC; }
+static inline hid_t sc_h5p_dataset_create(void) { return H5P_DATASET_CREATE; }
+static inline haddr_t sc_haddr_undef(void) { return HADDR_UNDEF; }
+
 #endif

@@ -13,31 +13,35 @@ public enum AtomicFile {
     }
 
     static func write(_ data: Data, to url: URL, chunkSize: Int) throws {
-        try stream(to: url, chunkSize: chunkSize) { writer in
+        try stream(to: url, chunkSize: chunkSize) { (writer: inout Writer) throws in
             try data.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) throws in try writer.write(buffer) }
         }
     }
 
     /// Streams a file through `body` under a temporary name and renames it into place only if
     /// `body` and every write succeed: big tables never sit whole in memory.
-    public static func stream(to url: URL, _ body: (inout Writer) throws -> Void) throws {
+    /// Returns the bytes written and their sha256.
+    @discardableResult
+    public static func stream(to url: URL, _ body: (inout Writer) throws -> Void) throws -> (bytes: Int, sha256: String) {
         try stream(to: url, chunkSize: chunkSize, body)
     }
 
-    static func stream(to url: URL, chunkSize: Int, _ body: (inout Writer) throws -> Void) throws {
+    @discardableResult
+    static func stream(to url: URL, chunkSize: Int, _ body: (inout Writer) throws -> Void) throws -> (bytes: Int, sha256: String) {
         let directory = url.deletingLastPathComponent()
         let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
         let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw OrchestrationError("\(temporary.path): cannot create: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw OrchestrationError("\(temporary.path): cannot create: \(String(cString: strerror(errno)))", temporary: true) }
         var writer = Writer(fd: fd, path: url.path, chunkSize: chunkSize)
         do {
             try body(&writer)
             try writer.flush()
-            if fsync(fd) != 0 { throw OrchestrationError("\(url.path): cannot write: \(String(cString: strerror(errno)))") }
+            if fsync(fd) != 0 { throw OrchestrationError("\(url.path): cannot write: \(String(cString: strerror(errno)))", temporary: true) }
             close(fd)
             if rename(temporary.path, url.path) != 0 {
-                throw OrchestrationError("\(url.path): cannot rename into place: \(String(cString: strerror(errno)))")
+                throw OrchestrationError("\(url.path): cannot rename into place: \(String(cString: strerror(errno)))", temporary: true)
             }
+            return (writer.count, writer.hasher.finish())
         } catch {
             close(fd)
             unlink(temporary.path)
@@ -51,10 +55,18 @@ public enum AtomicFile {
         let path: String
         let chunkSize: Int
         var buffer: [UInt8] = []
+        var hasher = SHA256()
+        var count = 0
 
         /// Appends text; flushed to the file every 4 MB.
         public mutating func append(_ text: String) throws {
             buffer.append(contentsOf: text.utf8)
+            if buffer.count >= 4 << 20 { try flush() }
+        }
+
+        /// Appends bytes; flushed to the file every 4 MB.
+        public mutating func append(bytes: [UInt8]) throws {
+            buffer.append(contentsOf: bytes)
             if buffer.count >= 4 << 20 { try flush() }
         }
 
@@ -63,13 +75,15 @@ public enum AtomicFile {
             buffer.removeAll(keepingCapacity: true)
         }
 
-        func write(_ bytes: UnsafeRawBufferPointer) throws {
+        mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
+            hasher.update(bytes)
+            count += bytes.count
             var offset = 0
             while offset < bytes.count {
                 let written = Foundation.write(fd, bytes.baseAddress! + offset, min(chunkSize, bytes.count - offset))
                 if written < 0 {
                     if errno == EINTR { continue }
-                    throw OrchestrationError("\(path): cannot write: \(String(cString: strerror(errno)))")
+                    throw OrchestrationError("\(path): cannot write: \(String(cString: strerror(errno)))", temporary: true)
                 }
                 offset += written
             }
@@ -80,6 +94,14 @@ public enum AtomicFile {
 /// A run that cannot proceed, in one line naming the file at fault.
 public struct OrchestrationError: Error, CustomStringConvertible, Sendable {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    /// A failure worth retrying (a write that failed, a lock that could not be taken), as
+    /// opposed to bad input or a bad plan, which fail the same way every time.
+    public let isTemporary: Bool
+
+    public init(_ message: String, temporary: Bool = false) {
+        self.message = message
+        isTemporary = temporary
+    }
+
     public var description: String { message }
 }

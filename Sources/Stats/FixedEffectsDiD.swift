@@ -164,6 +164,14 @@ public struct DiDBootstrapResult: Sendable {
     public var ciHigh: Double
     /// Draws with a finite, positive SE (0 when the observed SE was 0 or not finite).
     public var validDraws: Int
+
+    public init(pValue: Double, standardError: Double, ciLow: Double, ciHigh: Double, validDraws: Int) {
+        self.pValue = pValue
+        self.standardError = standardError
+        self.ciLow = ciLow
+        self.ciHigh = ciHigh
+        self.validDraws = validDraws
+    }
 }
 
 /// One did_table row's numbers. With a bootstrap, `pDiD` is the bootstrap p-value (as in sctrial).
@@ -181,6 +189,20 @@ public struct DiDFeatureResult: Sendable {
     public var nanReason: DiDNaNReason?
     public var bootstrap: DiDBootstrapResult?
 
+    public init(betaDiD: Double, seDiD: Double, pDiD: Double, betaTime: Double, pTime: Double, nUnits: Int, residSD: Double,
+                covType: DiDCovarianceType?, nanReason: DiDNaNReason?, bootstrap: DiDBootstrapResult?) {
+        self.betaDiD = betaDiD
+        self.seDiD = seDiD
+        self.pDiD = pDiD
+        self.betaTime = betaTime
+        self.pTime = pTime
+        self.nUnits = nUnits
+        self.residSD = residSD
+        self.covType = covType
+        self.nanReason = nanReason
+        self.bootstrap = bootstrap
+    }
+
     static func nanRow(_ reason: DiDNaNReason, units: Int) -> DiDFeatureResult {
         DiDFeatureResult(betaDiD: .nan, seDiD: .nan, pDiD: .nan, betaTime: .nan, pTime: .nan,
                          nUnits: units, residSD: .nan, covType: nil, nanReason: reason, bootstrap: nil)
@@ -192,11 +214,17 @@ public enum FixedEffectsDiD {
     /// block (rows × 256 doubles, plus the bootstrap's 2p·256 × draws products) stays in memory.
     static let blockSize = 256
 
+    /// OpenBLAS splits a product across threads differently for different shapes, and the
+    /// rounding follows the split; one thread keeps every feature's numbers the same whatever
+    /// the sharding (the blocks are small: threads gained nothing measurable here).
+    static let singleThreadedBLAS: Void = openblas_set_num_threads(1)
+
     /// Fits every column of `outcomes` (column-major rows × `featureCount`, one column per feature,
     /// NaN = missing) against `design`. Rows missing in a feature are dropped for that feature only;
     /// features sharing the same rows share one factorisation.
     public static func fit(_ design: DiDDesign, outcomes: [Double], featureCount: Int,
                            options: DiDOptions = DiDOptions()) throws(DiDError) -> [DiDFeatureResult] {
+        _ = singleThreadedBLAS
         let n = design.rowCount
         guard featureCount >= 0, outcomes.count == n * featureCount else {
             throw .outcomeCount(expected: n * max(featureCount, 0), actual: outcomes.count)
@@ -243,7 +271,7 @@ public enum FixedEffectsDiD {
             }
             bootstrap = BootstrapPlan(within: within, signs: signs[clusters.count]!, draws: settings.draws)
         }
-        var block = FeatureBlock(within: within, capacity: min(blockSize, features.count))
+        var block = FeatureBlock(within: within)
         var start = 0
         while start < features.count {
             let end = min(start + blockSize, features.count)
@@ -500,8 +528,10 @@ private struct BootstrapFeature {
     let cluster: Bool
 }
 
-/// Reusable buffers for solving up to `capacity` (≤ `FixedEffectsDiD.blockSize`) features of one
-/// row subset at a time.
+/// Reusable buffers for solving up to `FixedEffectsDiD.blockSize` features of one row subset at a
+/// time. Every BLAS call runs on a full block (unused columns zero): OpenBLAS's rounding depends on
+/// the matrix widths, and a fixed width makes each feature's numbers independent of how many
+/// features share its block, so results do not depend on how a run is sharded.
 struct FeatureBlock {
     /// Relative slack under which |t_b| counts as a tie with |t_obs| (and so as "≥"). Some sign
     /// patterns reproduce |t_obs| exactly in exact arithmetic (all signs equal; without covariates
@@ -514,10 +544,12 @@ struct FeatureBlock {
     private var outcomes: [Double]
     private var coefficients: [Double]
 
-    init(within: WithinDesign, capacity: Int) {
+    static let width = FixedEffectsDiD.blockSize
+
+    init(within: WithinDesign) {
         self.within = within
-        outcomes = [Double](repeating: 0, count: within.rows * capacity)
-        coefficients = [Double](repeating: 0, count: within.columns * capacity)
+        outcomes = [Double](repeating: 0, count: within.rows * Self.width)
+        coefficients = [Double](repeating: 0, count: within.columns * Self.width)
     }
 
     mutating func solve(_ features: ArraySlice<Int>, design: DiDDesign, outcomes source: [Double], standardize: Bool,
@@ -574,17 +606,19 @@ struct FeatureBlock {
         }
         let count = fitted.count
         guard count > 0 else { return }
+        let width = Self.width
+        for i in (count * n)..<(width * n) { outcomes[i] = 0 }
 
         // β = P Ỹ, then Ỹ ← Ỹ − X̃β (residuals), for the whole block at once.
-        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, Int32(p), Int32(count), Int32(n), 1,
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, Int32(p), Int32(width), Int32(n), 1,
                     within.hat, Int32(p), outcomes, Int32(n), 0, &coefficients, Int32(p))
-        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(count), Int32(p), -1,
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(width), Int32(p), -1,
                     within.regressors, Int32(n), coefficients, Int32(p), 1, &outcomes, Int32(n))
 
         let time = WithinDesign.timeColumn, did = WithinDesign.didColumn
         let residualDF = Double(n - within.rank)
         let stride = 2 * p
-        let leading = stride * count
+        let leading = stride * width
         var stacked = bootstrap == nil ? [] : [Double](repeating: 0, count: leading * g)
         var staged: [BootstrapFeature] = []
         var timeSums = [Double](repeating: 0, count: g), didSums = [Double](repeating: 0, count: g)
@@ -666,7 +700,7 @@ struct FeatureBlock {
                           results: inout [DiDFeatureResult]) {
         let p = within.columns, g = within.clusterCount, draws = plan.draws
         let stride = 2 * p
-        let m = stride * staged.count
+        let m = stride * Self.width
         // products (draws × m) = signsᵀ · stackedᵀ: column slot·2p + k holds (A s_b)_k over b.
         var products = [Double](repeating: 0, count: m * draws)
         cblas_dgemm(CblasColMajor, CblasTrans, CblasTrans, Int32(draws), Int32(m), Int32(g), 1,

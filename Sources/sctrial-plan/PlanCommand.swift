@@ -7,7 +7,13 @@ struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
         abstract: "Plan an analysis of an .h5ad file into a run directory.",
-        discussion: "Validates the design against the file and writes RUN/plan.json; `sctrial-plan run RUN` computes it.",
+        discussion: """
+            Validates the design against the file, splits the units (features, cell types or \
+            perturbations) into shards balanced by a cost model, and writes RUN/plan.json, \
+            RUN/plan.txt (shards, units, read path, estimated seconds and memory) and whatever is \
+            computed once for all shards (a gene-major copy of a CSR matrix for feature shards). \
+            Then `sctrial-plan run RUN` runs the shards locally, or `sctrial-plan submit RUN` on Slurm.
+            """,
         subcommands: [PlanDE.self, PlanDiD.self])
 }
 
@@ -62,11 +68,10 @@ struct PlanDE: ParsableCommand {
     @Option(help: "Matrix to test: a layer name (default X).")
     var layer: String?
 
-    @Option(help: "Threads per worker.")
-    var threads = ProcessInfo.processInfo.activeProcessorCount
+    @OptionGroup(title: "Sharding and resources")
+    var sharding: ShardingOptions
 
     func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         if clipValue != "none" {
             guard let value = Double(clipValue), value.isFinite, value > 0 else {
                 throw ValidationError("--clip-value must be a positive number or 'none', got '\(clipValue)'")
@@ -85,12 +90,11 @@ struct PlanDE: ParsableCommand {
         parameters.expPostAggregation = !noExpPostAgg
         parameters.clipValue = clipValue == "none" ? nil : Double(clipValue)
         parameters.layer = layer
-        let plan = try reportingFailure {
-            try DERun.plan(input: input, parameters: parameters, run: RunDirectory(out), threads: threads)
+        let planned = try reportingFailure {
+            try Planner.planDE(input: input, parameters: parameters, request: sharding.request, run: RunDirectory(out),
+                               dryRun: sharding.dryRun, progress: ShardingOptions.progress)
         }
-        guard let de = plan.analysis.de else { return }
-        print("planned DE in \(out): \(plan.input.nObs) cells × \(plan.input.nVars) genes, metric \(metric.rawValue), reference \(reference), log1p \(de.isLog1p)")
-        print("next: sctrial-plan run \(out)")
+        sharding.report(planned, out: out)
     }
 }
 
@@ -112,3 +116,44 @@ enum ListArgument {
         return items
     }
 }
+
+/// `--axis`, `--shards`, `--target-shard-seconds`, `--dry-run`, `--threads`, `--memory`.
+struct ShardingOptions: ParsableArguments {
+    @Option(help: "Split along features, celltypes (DiD --by-celltype) or perturbations (DE). Default: the cheapest read for the file's storage.")
+    var axis: Plan.Axis?
+
+    @Option(help: "Number of shards (default: from --target-shard-seconds and the cost model).")
+    var shards: Int?
+
+    @Option(help: "Aim for shards of about this many seconds of work.")
+    var targetShardSeconds = ShardingRequest.defaultTargetShardSeconds
+
+    @Flag(help: "Print the plan (plan.txt) and write nothing.")
+    var dryRun = false
+
+    @Option(help: "Threads per worker.")
+    var threads = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Memory budget per worker in GB; reads and gathers stay within it.")
+    var memory = ShardingRequest.defaultMemoryGB
+
+    func validate() throws {
+        if let shards, shards < 1 { throw ValidationError("--shards must be at least 1") }
+        guard targetShardSeconds > 0 else { throw ValidationError("--target-shard-seconds must be positive") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard memory > 0 else { throw ValidationError("--memory must be a positive number of GB") }
+    }
+
+    var request: ShardingRequest {
+        ShardingRequest(axis: axis, shards: shards, targetShardSeconds: targetShardSeconds, threads: threads, memoryGB: memory)
+    }
+
+    static let progress: Planner.Progress = { line in FileHandle.standardError.write(Data("sctrial-plan: \(line)\n".utf8)) }
+
+    func report(_ planned: PlannedRun, out: String) {
+        print(planned.text, terminator: "")
+        if !dryRun { print("next: sctrial-plan run \(out)   (or: sctrial-plan submit \(out))") }
+    }
+}
+
+extension Plan.Axis: ExpressibleByArgument {}

@@ -107,14 +107,13 @@ struct PlanDiD: ParsableCommand {
     @Option(help: "A TOML file holding the design (keys as the long options with underscores, e.g. participant_col, visits = [\"pre\", \"post\"]); flags override it.")
     var config: String?
 
-    @Option(help: "Threads per worker.")
-    var threads = ProcessInfo.processInfo.activeProcessorCount
+    @OptionGroup(title: "Sharding and resources")
+    var sharding: ShardingOptions
 
     func validate() throws {
         if celltype != nil && byCelltype { throw ValidationError("--celltype and --by-celltype exclude each other") }
         if let nBoot, nBoot < 1 { throw ValidationError("--n-boot must be at least 1") }
         if let minGenes, minGenes < 1 { throw ValidationError("--min-genes must be at least 1") }
-        if threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
     /// Flags over the config file over sctrial's defaults.
@@ -175,12 +174,11 @@ struct PlanDiD: ParsableCommand {
     }
 
     func run() throws {
-        let (plan, parameters) = try reportingFailure { () throws -> (Plan, DiDParameters) in
-            let parameters = try self.parameters()
-            return (try DiDRun.plan(input: input, parameters: parameters, run: RunDirectory(out), threads: threads), parameters)
+        let planned = try reportingFailure { () throws -> PlannedRun in
+            try Planner.planDiD(input: input, parameters: try parameters(), request: sharding.request, run: RunDirectory(out),
+                                dryRun: sharding.dryRun, progress: ShardingOptions.progress)
         }
-        print("planned DiD in \(out): \(plan.input.nObs) cells × \(plan.input.nVars) genes, visits \(parameters.visits.joined(separator: ","))")
-        print("next: sctrial-plan run \(out)")
+        sharding.report(planned, out: out)
     }
 }
 

@@ -1,4 +1,5 @@
 import Analyses
+import AnnData
 import ArgumentParser
 import Foundation
 import Orchestration
@@ -11,37 +12,47 @@ struct SctrialWorker: ParsableCommand {
         commandName: "sctrial-worker",
         abstract: "Run one shard of a planned sctrial-plan run.",
         discussion: """
-            The shard index comes from --shard, or from $SLURM_ARRAY_TASK_ID inside a Slurm array \
-            task. Plans of this version have a single shard (0), whose output is RUN/results.csv. \
-            Exit codes: 0 done, 2 bad input (never retried), 75 temporary failure (retried).
+            The shard index is --shard, or --shard-offset plus $SLURM_ARRAY_TASK_ID inside a Slurm \
+            array task. Writes RUN/parts/NNNNN.part and then its done marker RUN/parts/NNNNN.done \
+            (rows, sha256, seconds, peak RSS), both atomically; a shard with a valid marker is not \
+            recomputed. Refuses an input changed since planning. Exit codes: 0 done, 2 bad input \
+            or plan (never retried), 75 temporary failure (retried).
             """)
 
     @Argument(help: "The run directory written by `sctrial-plan plan`.")
     var runDirectory: String
 
-    @Option(help: "Shard index (default: $SLURM_ARRAY_TASK_ID).")
+    @Option(help: "Shard index (default: --shard-offset + $SLURM_ARRAY_TASK_ID).")
     var shard: Int?
+
+    @Option(help: "Added to $SLURM_ARRAY_TASK_ID (arrays split over MaxArraySize start at 0).")
+    var shardOffset = 0
 
     @Option(help: "Threads (default: as planned).")
     var threads: Int?
+
+    @Option(help: "Memory budget in GB (default: as planned).")
+    var memory: Double?
 
     func run() throws {
         let run = RunDirectory(runDirectory)
         do {
             let index = try resolveShard()
-            let plan = try run.readPlan()
-            guard index == 0 else { throw OrchestrationError("\(run.planURL.path): shard \(index) does not exist (the plan has 1 shard, 0)") }
-            switch plan.analysis.kind {
-            case .de: _ = try DERun.execute(plan, run: run, threads: threads ?? plan.threads)
-            case .did: _ = try DiDRun.execute(plan, run: run)
+            switch try ShardWorker.run(run, shard: index, threads: threads, memoryGB: memory) {
+            case .done(let rows, let seconds):
+                FileHandle.standardError.write(Data(String(format: "sctrial-worker: shard %d: %d rows in %.2f s\n", index, rows, seconds).utf8))
+            case .alreadyDone:
+                FileHandle.standardError.write(Data("sctrial-worker: shard \(index) already done\n".utf8))
             }
         } catch let error as OrchestrationError {
-            try fail(error.message, code: 2)
+            try fail(error.message, code: error.isTemporary ? 75 : 2)
         } catch let error as AnalysisError {
             try fail(error.message, code: 2)
+        } catch let error as AnnDataError {
+            try fail(error.description, code: 2)
         } catch let error as CocoaError {
-            // Writing the result failed (disk full, permissions, a slow filesystem): worth a retry.
-            try fail("\(run.resultsURL.path): \(error.localizedDescription)", code: 75)
+            // Writing failed (disk full, permissions, a slow filesystem): worth a retry.
+            try fail("\(run.path): \(error.localizedDescription)", code: 75)
         }
     }
 
@@ -61,6 +72,6 @@ struct SctrialWorker: ParsableCommand {
         guard let value = Int(text), value >= 0 else {
             throw OrchestrationError("SLURM_ARRAY_TASK_ID is '\(text)', not a shard index")
         }
-        return value
+        return shardOffset + value
     }
 }

@@ -28,20 +28,23 @@ import Testing
                 #expect(p == q || (p.isNaN && q.isNaN) || abs(p - q) <= 1e-9 * abs(q), "\(a) vs \(b)")
             }
         }
-        // No temporary file is left beside the results.
-        #expect(try FileManager.default.contentsOfDirectory(atPath: run).sorted() == ["plan.json", "results.csv"])
+        // No temporary file is left beside the results and the parts.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: run).sorted()
+                == ["logs", "parts", "plan.json", "plan.txt", "results.csv", "summary.json"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: run + "/parts").sorted() == ["00000.done", "00000.lock", "00000.part"])
     }
 
-    @Test func workerAndRunWriteTheSameResults() throws {
+    @Test func workerThenReduceWritesWhatRunWrites() throws {
         let run = temporaryRun()
         defer { try? FileManager.default.removeItem(atPath: run) }
         #expect(try CLI.run(["plan", "de", de.appendingPathComponent("guide_dense_f32.h5ad").path, "--out", run,
                              "--groupby-key", "guide", "--reference", "control"]).status == 0)
         #expect(try CLI.run(["run", run]).status == 0)
         let fromRun = try Data(contentsOf: URL(fileURLWithPath: run + "/results.csv"))
-        try FileManager.default.removeItem(atPath: run + "/results.csv")
+        for name in ["results.csv", "parts/00000.part", "parts/00000.done"] { try FileManager.default.removeItem(atPath: "\(run)/\(name)") }
         let worker = try CLI.run([run, "--shard", "0"], executable: "sctrial-worker")
         #expect(worker.status == 0, "\(worker.stderr)")
+        #expect(try CLI.run(["reduce", run]).status == 0)
         #expect(try Data(contentsOf: URL(fileURLWithPath: run + "/results.csv")) == fromRun)
         let missing = try CLI.run([run, "--shard", "5"], executable: "sctrial-worker")
         #expect(missing.status == 2)

@@ -1,0 +1,351 @@
+import Analyses
+import AnnData
+import Foundation
+
+/// How to split a run, as asked on the command line.
+public struct ShardingRequest: Sendable {
+    public var axis: Plan.Axis?
+    /// An exact shard count (capped at the unit count).
+    public var shards: Int?
+    /// Otherwise: as many shards as the cost model needs to keep each near this many seconds.
+    public var targetShardSeconds: Double
+    public var threads: Int
+    public var memoryGB: Double
+
+    public static let defaultTargetShardSeconds = 300.0
+    public static let defaultMemoryGB = 2.0
+
+    public init(axis: Plan.Axis? = nil, shards: Int? = nil, targetShardSeconds: Double = defaultTargetShardSeconds,
+                threads: Int = ProcessInfo.processInfo.activeProcessorCount, memoryGB: Double = defaultMemoryGB) {
+        self.axis = axis
+        self.shards = shards
+        self.targetShardSeconds = targetShardSeconds
+        self.threads = threads
+        self.memoryGB = memoryGB
+    }
+}
+
+/// A plan and its human summary (`plan.txt`).
+public struct PlannedRun: Sendable {
+    public var plan: Plan
+    public var text: String
+}
+
+/// Turns an analysis and a sharding request into a plan: units along an axis, contiguous shards
+/// balanced by a cost model, the read path each uses, and the one-off passes (a staged
+/// gene-major copy, gene totals, library sizes) that keep shards from repeating work.
+public enum Planner {
+    /// Progress lines (staging, passes) go here; nil keeps quiet.
+    public typealias Progress = @Sendable (String) -> Void
+
+    // MARK: DE
+
+    public static func planDE(input path: String, parameters: DEParameters, request: ShardingRequest, run: RunDirectory,
+                              dryRun: Bool = false, progress: Progress? = nil) throws -> PlannedRun {
+        do {
+            let file = try AnnDataFile(path: path)
+            let labels = try file.obs.column(parameters.groupbyKey, expectedCount: file.nObs).labels()
+            let design = try DEDesign(labels: labels, parameters: parameters, file: path)
+            if let groups = parameters.groups {
+                let absent = groups.filter { !design.targets.contains($0) && $0 != design.referenceName }
+                if absent.count == groups.count {
+                    throw AnalysisError("\(path): none of --groups (\(groups.joined(separator: ", "))) is a label of obs column '\(parameters.groupbyKey)'")
+                }
+            }
+            guard !design.targets.isEmpty else {
+                throw AnalysisError("\(path): obs column '\(parameters.groupbyKey)' has no target besides the reference")
+            }
+            let matrixName = parameters.layer ?? "X"
+            let matrix = try file.matrix(matrixName)
+            progress?("checking \(matrix.info.path): one pass over \(matrix.info.nnz) stored values")
+            let clock = ContinuousClock.now
+            let profile = try DifferentialExpression.profile(matrix)
+            let readRate = Double(max(1, matrix.info.nnz)) / max(1e-3, seconds(since: clock))
+            let isLog1p: Bool
+            switch parameters.isLog1p {
+            case .yes: isLog1p = true
+            case .no: isLog1p = false
+            case .auto: isLog1p = profile.looksLog1p
+            }
+            if !isLog1p, profile.minimum < 0 {
+                throw AnalysisError("\(path): \(matrix.info.path) has negative values (minimum \(profile.minimum)); fold changes of means need non-negative expression: give counts or normalised data (--layer), or --is-log1p true for log1p data")
+            }
+            if profile.nonFinite > 0 {
+                throw AnalysisError("\(path): \(matrix.info.path) has \(profile.nonFinite) non-finite values (NaN or inf)")
+            }
+            let info = matrix.info
+            let csr = info.format == .csr
+            let axis = request.axis ?? (csr && design.referenceRows != nil ? .perturbations : .features)
+            guard axis != .celltypes else {
+                throw OrchestrationError("--axis celltypes is for DiD --by-celltype; DE splits by perturbations or features")
+            }
+            let genes = try file.vars.index()
+            let density = Double(info.nnz) / Double(max(1, info.nRows * info.nCols))
+            let referenceCells = design.referenceRows?.count ?? 0
+            // Costs in seconds. Reading: stored values at the rate measured above. Testing: a
+            // test ranks the target's and the reference's values of one gene.
+            let testCost = CostModel.deSecondsPerComparedCell / Double(max(1, request.threads))
+            let unitCosts: [Double]
+            let fixedCost: Double
+            switch axis {
+            case .perturbations:
+                unitCosts = design.targetRows.map { rows in
+                    let compared = Double(rows.count + (design.referenceRows == nil ? info.nRows - rows.count : referenceCells))
+                    return Double(rows.count) * Double(info.nCols) * density / readRate + compared * Double(info.nCols) * testCost
+                }
+                fixedCost = design.referenceRows == nil
+                    ? Double(info.nnz) / readRate
+                    : Double(referenceCells) * Double(info.nCols) * density / readRate
+            default:
+                let perTarget = design.targetRows.reduce(0.0) { total, rows in
+                    total + Double(rows.count + (design.referenceRows == nil ? info.nRows - rows.count : referenceCells))
+                }
+                unitCosts = Array(repeating: Double(info.nRows) * density / readRate + perTarget * testCost, count: genes.count)
+                fixedCost = 0
+            }
+            let ranges = partition(unitCosts, fixedCost: fixedCost, request: request)
+            let readPath: Plan.ReadPath
+            switch axis {
+            case .perturbations: readPath = design.referenceRows == nil || !csr || ranges.count == 1 ? .allRows : .rowSubset
+            default: readPath = !csr ? .columnRange : (ranges.count == 1 ? .allRows : .stagedColumns)
+            }
+            let memory = { (range: Range<Int>) -> Int in
+                let cells = axis == .perturbations
+                    ? design.targetRows[range].reduce(referenceCells) { $0 + $1.count } : info.nRows
+                let geneCount = axis == .perturbations ? info.nCols : range.count
+                let gathered = min(Double(cells) * Double(geneCount) * density * 28, request.memoryGB * 1e9 / 2)
+                let tests = Double(axis == .perturbations ? range.count : design.targets.count) * Double(geneCount)
+                return Int(gathered + tests * 160 + request.memoryGB * 1e9 / 8)
+            }
+            let analysis = Plan.Analysis(kind: .de, de: .init(parameters: parameters, isLog1p: isLog1p, targets: design.targets,
+                                                              referenceName: design.referenceName, genes: genes))
+            var plan = try makePlan(path: path, file: file, matrices: [matrixName], analysis: analysis, axis: axis,
+                                    readPath: readPath, ranges: ranges, unitCosts: unitCosts, fixedCost: fixedCost,
+                                    memory: memory, request: request)
+            let model = String(format: "read %.1fM stored values/s (measured on this file), test %.1f ns per compared cell × gene", readRate / 1e6, CostModel.deSecondsPerComparedCell * 1e9)
+            let description = "DE (\(parameters.metric.rawValue), reference \(design.referenceName)) on \(path): \(file.nObs) cells × \(file.nVars) genes, \(matrixName) \(info.format.rawValue) \(info.dtype.rawValue), \(info.nnz) stored values; \(design.targets.count) targets; log1p \(isLog1p)"
+            if !dryRun {
+                try run.create()
+                if readPath == .stagedColumns {
+                    plan.staged.matrix = try stage(matrix, run: run, progress: progress)
+                }
+                try run.write(plan)
+            }
+            let text = summary(plan, description: description, model: model)
+            if !dryRun { try AtomicFile.write(Data(text.utf8), to: run.planTextURL) }
+            return PlannedRun(plan: plan, text: text)
+        } catch let error as AnnDataError {
+            throw AnalysisError(error)
+        }
+    }
+
+    // MARK: DiD
+
+    public static func planDiD(input path: String, parameters: DiDParameters, request: ShardingRequest, run: RunDirectory,
+                               dryRun: Bool = false, progress: Progress? = nil) throws -> PlannedRun {
+        do {
+            // Fail on the design before any pass over the matrix.
+            let first = try DiDAnalysis.outline(path: path, parameters: parameters, geneTotals: nil)
+            if parameters.minGeneCounts != nil || parameters.log1pCPMFrom != nil {
+                progress?("computing gene totals / library sizes: one pass over \(first.matrixName)")
+            }
+            let (totals, libraries) = try DiDAnalysis.prepass(path: path, parameters: parameters)
+            let outline = totals == nil ? first : try DiDAnalysis.outline(path: path, parameters: parameters, geneTotals: totals)
+            guard !outline.features.isEmpty else {
+                throw AnalysisError("\(path): no features to test (--min-gene-counts dropped every gene)")
+            }
+            let file = try AnnDataFile(path: path)
+            let info = try file.matrixInfo(outline.matrixName)
+            let csr = info.format == .csr
+            let axis = request.axis ?? (parameters.byCelltype && csr && outline.celltypes.count > 1 ? .celltypes : .features)
+            switch axis {
+            case .perturbations: throw OrchestrationError("--axis perturbations is for DE; DiD splits by features or celltypes")
+            case .celltypes where !parameters.byCelltype:
+                throw OrchestrationError("--axis celltypes needs --by-celltype")
+            default: break
+            }
+            let readRate = try CostModel.measureReadRate(file.matrix(outline.matrixName))
+            let density = Double(info.nnz) / Double(max(1, info.nRows * info.nCols))
+            let cells = Double(outline.cellsPerCelltype.reduce(0, +))
+            let features = Double(outline.features.count)
+            let units = Double(max(1, parameters.aggregate == .cell ? Int(cells) : outline.cellsPerCelltype.count * 64))
+            let unitCosts: [Double]
+            switch axis {
+            case .celltypes:
+                unitCosts = outline.cellsPerCelltype.map { n in
+                    Double(n) * features * density / readRate + CostModel.didSecondsPerUnitFeature * units * features
+                }
+            default:
+                let perFeature = cells * density / readRate + CostModel.didSecondsPerUnitFeature * units
+                unitCosts = Array(repeating: perFeature, count: outline.features.count)
+            }
+            let ranges = partition(unitCosts, fixedCost: 0, request: request)
+            let readPath: Plan.ReadPath
+            if !outline.readsMatrix {
+                readPath = parameters.geneSets == nil ? .none : (csr && ranges.count > 1 && axis == .features ? .stagedColumns : .allRows)
+            } else if axis == .celltypes {
+                readPath = csr ? .rowSubset : .allRows
+            } else {
+                readPath = !csr ? .columnRange : (ranges.count == 1 ? .allRows : .stagedColumns)
+            }
+            let memory = { (range: Range<Int>) -> Int in
+                let width = axis == .features ? Double(range.count) : features
+                return Int(units * width * 8 * 3 + request.memoryGB * 1e9 / 8)
+            }
+            var matrices = [outline.matrixName]
+            if parameters.geneSets != nil { matrices.append(parameters.layer ?? "X") }
+            let analysis = Plan.Analysis(kind: .did, did: .init(parameters: parameters, features: outline.features, celltypes: outline.celltypes))
+            var plan = try makePlan(path: path, file: file, matrices: matrices, analysis: analysis, axis: axis,
+                                    readPath: readPath, ranges: ranges, unitCosts: unitCosts, fixedCost: 0,
+                                    memory: memory, request: request)
+            let model = String(format: "read %.1fM stored values/s (measured on this file), fit %.0f ns per unit × feature", readRate / 1e6, CostModel.didSecondsPerUnitFeature * 1e9)
+            let blocks = parameters.byCelltype ? ", \(outline.celltypes.count) cell types" : ""
+            let description = "DiD on \(path): \(file.nObs) cells × \(file.nVars) genes, \(outline.matrixName) \(info.format.rawValue) \(info.dtype.rawValue), \(info.nnz) stored values; \(outline.features.count) features\(blocks)"
+            if !dryRun {
+                try run.create()
+                if readPath == .stagedColumns {
+                    plan.staged.matrix = try stage(file.matrix(outline.matrixName), run: run, progress: progress)
+                }
+                if let totals {
+                    plan.staged.geneTotals = "staged/gene_totals.f64"
+                    try StagedVector.write(totals, to: run.resolve("staged/gene_totals.f64"))
+                }
+                if let libraries {
+                    plan.staged.librarySizes = "staged/library_sizes.f64"
+                    try StagedVector.write(libraries, to: run.resolve("staged/library_sizes.f64"))
+                }
+                try run.write(plan)
+            }
+            let text = summary(plan, description: description, model: model)
+            if !dryRun { try AtomicFile.write(Data(text.utf8), to: run.planTextURL) }
+            return PlannedRun(plan: plan, text: text)
+        } catch let error as AnnDataError {
+            throw AnalysisError(error)
+        }
+    }
+
+    // MARK: Shared
+
+    static func makePlan(path: String, file: AnnDataFile, matrices: [String], analysis: Plan.Analysis, axis: Plan.Axis,
+                         readPath: Plan.ReadPath, ranges: [Range<Int>], unitCosts: [Double], fixedCost: Double,
+                         memory: (Range<Int>) -> Int, request: ShardingRequest) throws -> Plan {
+        let stamp = try Plan.fileStamp(path)
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        let fingerprint = try InputFingerprint.compute(path: path, matrices: matrices)
+        let shards = ranges.enumerated().map { index, range in
+            Plan.Shard(index: index, start: range.lowerBound, end: range.upperBound,
+                       estimatedSeconds: fixedCost + unitCosts[range].reduce(0, +), estimatedMemoryBytes: memory(range))
+        }
+        return Plan(runID: String(format: "%08x", UInt32.random(in: 0...UInt32.max)),
+                    createdAt: ISO8601DateFormatter().string(from: Date()),
+                    input: .init(path: absolute, sizeBytes: stamp.size, modified: stamp.modified, nObs: file.nObs, nVars: file.nVars,
+                                 fingerprint: fingerprint, matrices: Array(Set(matrices)).sorted()),
+                    analysis: analysis, axis: axis, readPath: readPath, shards: shards,
+                    resources: .init(threads: request.threads, memoryGB: request.memoryGB), staged: .init())
+    }
+
+    /// Contiguous shards (global order is then concatenation) with costs as equal as the units
+    /// allow: cut where the running cost crosses each multiple of total / N.
+    static func partition(_ costs: [Double], fixedCost: Double, request: ShardingRequest) -> [Range<Int>] {
+        let total = costs.reduce(0, +)
+        let wanted: Int
+        if let shards = request.shards {
+            wanted = shards
+        } else {
+            // Each shard pays the fixed cost (e.g. reading the reference cells) again.
+            let perShard = max(request.targetShardSeconds - fixedCost, request.targetShardSeconds / 2)
+            wanted = Int((total / perShard).rounded(.up))
+        }
+        let count = max(1, min(wanted, costs.count))
+        var ranges: [Range<Int>] = []
+        var start = 0
+        var running = 0.0
+        for (index, cost) in costs.enumerated() {
+            running += cost
+            let remainingShards = count - ranges.count - 1
+            let remainingUnits = costs.count - index - 1
+            let boundary = total * Double(ranges.count + 1) / Double(count)
+            if remainingShards > 0 && (running >= boundary || remainingUnits == remainingShards) {
+                ranges.append(start..<(index + 1))
+                start = index + 1
+            }
+        }
+        ranges.append(start..<costs.count)
+        return ranges
+    }
+
+    /// Writes `RUN/staged/matrix.h5`, the gene-major copy feature shards read their columns from.
+    static func stage(_ matrix: MatrixReader, run: RunDirectory, progress: Progress?) throws -> String {
+        let relative = "staged/matrix.h5"
+        try FileManager.default.createDirectory(at: run.stagedURL, withIntermediateDirectories: true)
+        progress?("staging a gene-major copy of \(matrix.info.path) (\(matrix.info.nnz) stored values) at \(run.resolve(relative).path)")
+        let clock = ContinuousClock.now
+        var reported = 0
+        let summary = try GeneMajorCopy.write(matrix, to: run.resolve(relative).path) { fraction in
+            let percent = Int(fraction * 100)
+            if percent >= reported + 10 { reported = percent - percent % 10; progress?("  staged \(reported)%") }
+        }
+        progress?(String(format: "staged %.1f MB in %.1f s", Double(summary.bytes) / 1e6, seconds(since: clock)))
+        return relative
+    }
+
+    static func seconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = (ContinuousClock.now - start).components
+        return Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
+    }
+
+    /// `plan.txt`: what a person checks before spending cluster hours.
+    static func summary(_ plan: Plan, description: String, model: String) -> String {
+        let units = plan.units
+        var text = "run \(plan.runID): \(description)\n"
+        text += "axis: \(plan.axis.rawValue), \(units.count) units; \(plan.shards.count) shard\(plan.shards.count == 1 ? "" : "s")\n"
+        text += "read path: \(plan.readPath.description)\n"
+        if let staged = plan.staged.matrix { text += "staged: gene-major copy \(staged), made once at planning\n" }
+        text += "cost model: \(model)\n"
+        text += "per worker: \(plan.resources.threads) threads, \(String(format: "%.1f", plan.resources.memoryGB)) GB\n\n"
+        text += "shard  units            first … last                           est. s  est. memory\n"
+        for shard in plan.shards {
+            let span = "\(shard.start)-\(shard.end - 1) (\(shard.units.count))"
+            let names = "\(units[shard.start].prefix(16)) … \(units[shard.end - 1].prefix(16))"
+            text += String(format: "%05d  %@ %@ %7.1f  %@\n", shard.index, span.padding(toLength: 16, withPad: " ", startingAt: 0),
+                           names.padding(toLength: 38, withPad: " ", startingAt: 0), shard.estimatedSeconds,
+                           CostModel.bytes(shard.estimatedMemoryBytes))
+        }
+        let total = plan.shards.reduce(0) { $0 + $1.estimatedSeconds }
+        text += String(format: "\nestimated work: %.1f s in all, %.1f s for the largest shard\n", total,
+                       plan.shards.map(\.estimatedSeconds).max() ?? 0)
+        return text
+    }
+}
+
+/// Cost coefficients, measured with bench/ on this project's reference machine (2 cores);
+/// reading is measured on each input at planning.
+enum CostModel {
+    /// DE: seconds per compared cell (target + reference) per gene per test, one thread.
+    static let deSecondsPerComparedCell = 4e-9
+    /// DiD: seconds per pseudobulk unit per feature for the batched fit.
+    static let didSecondsPerUnitFeature = 2e-7
+
+    /// Stored values per second read from the first rows (CSR, dense) or columns (CSC), up to
+    /// ~2M values: a quick, representative sample of the file's storage and compression.
+    static func measureReadRate(_ matrix: MatrixReader) throws -> Double {
+        let info = matrix.info
+        let density = Double(info.nnz) / Double(max(1, info.nRows * info.nCols))
+        let clock = ContinuousClock.now
+        var values = 0
+        if info.format == .csc {
+            let width = max(1, min(info.nCols, Int(2e6 / max(1, density * Double(info.nRows)))))
+            var blocks = try matrix.blocks(columns: 0..<width)
+            while let slab = try blocks.next() { values += slab.storedCount }
+        } else {
+            let height = max(1, min(info.nRows, Int(2e6 / max(1, density * Double(info.nCols)))))
+            var blocks = try matrix.blocks(rows: Array(0..<height))
+            while let slab = try blocks.next() { values += slab.storedCount }
+        }
+        return Double(max(values, 1)) / max(1e-4, Planner.seconds(since: clock))
+    }
+
+    static func bytes(_ count: Int) -> String {
+        count >= 1 << 30 ? String(format: "%.1f GB", Double(count) / 1e9) : String(format: "%.0f MB", Double(count) / 1e6)
+    }
+}

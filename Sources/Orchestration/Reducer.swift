@@ -1,0 +1,160 @@
+import Analyses
+import Foundation
+import Stats
+
+/// `summary.json`, written with the results.
+public struct RunSummary: Codable, Sendable, Equatable {
+    public struct ShardTiming: Codable, Sendable, Equatable {
+        public var shard: Int
+        public var rows: Int
+        public var seconds: Double
+        public var peakRSSBytes: Int
+
+        enum CodingKeys: String, CodingKey { case shard, rows, seconds, peakRSSBytes = "peak_rss_bytes" }
+    }
+
+    public var format = "sctrial-plan.summary"
+    public var version = 1
+    public var runID: String
+    public var results: String
+    public var rows: Int
+    /// The FDR column counted.
+    public var fdrColumn: String
+    public var discoveriesAt005: Int
+    public var discoveriesAt01: Int
+    /// Shards missing from a partial reduce (empty when complete).
+    public var missingShards: [Int]
+    public var partial: Bool
+    public var shards: [ShardTiming]
+
+    enum CodingKeys: String, CodingKey {
+        case format, version, results, rows, partial, shards
+        case runID = "run_id", fdrColumn = "fdr_column", discoveriesAt005 = "discoveries_fdr_0.05"
+        case discoveriesAt01 = "discoveries_fdr_0.1", missingShards = "missing_shards"
+    }
+}
+
+/// Checks every shard's marker against the plan, concatenates the parts in global unit order,
+/// recomputes FDR over the whole table as the reference does, and writes the results and
+/// summary atomically.
+public enum Reducer {
+    public static func reduce(_ run: RunDirectory, allowPartial: Bool = false) throws -> RunSummary {
+        let plan = try run.readPlan()
+        var present: [Int] = []
+        var missing: [Int] = []
+        var timings: [RunSummary.ShardTiming] = []
+        for shard in plan.shards.indices {
+            guard FileManager.default.fileExists(atPath: run.markerURL(shard).path) else { missing.append(shard); continue }
+            let marker = try verifiedMarker(plan, run: run, shard: shard)
+            present.append(shard)
+            timings.append(.init(shard: shard, rows: marker.rows, seconds: marker.seconds, peakRSSBytes: marker.peakRSSBytes))
+        }
+        if !missing.isEmpty && !allowPartial {
+            throw OrchestrationError("\(run.path): \(missing.count) of \(plan.shards.count) shards not done (\(listed(missing))); run them (`sctrial-plan run \(run.path)`) or reduce with --allow-partial")
+        }
+        let output = missing.isEmpty ? run.resultsURL : run.partialResultsURL
+        var summary: RunSummary
+        switch plan.analysis.kind {
+        case .did: summary = try reduceDiD(plan, run: run, shards: present, to: output)
+        case .de: summary = try reduceDE(plan, run: run, shards: present, to: output)
+        }
+        summary.missingShards = missing
+        summary.partial = !missing.isEmpty
+        summary.shards = timings
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try AtomicFile.write(try encoder.encode(summary), to: run.summaryURL)
+        return summary
+    }
+
+    /// The marker of a shard whose part is exactly what the worker wrote for this plan.
+    static func verifiedMarker(_ plan: Plan, run: RunDirectory, shard: Int) throws -> ShardMarker {
+        let name = "shard \(shard) (\(run.partURL(shard).path))"
+        guard let marker = ShardMarker.read(run.markerURL(shard)) else {
+            throw OrchestrationError("\(name): unreadable done marker \(run.markerURL(shard).path); delete it and rerun the shard")
+        }
+        guard marker.runID == plan.runID, marker.shard == shard else {
+            throw OrchestrationError("\(name): done marker belongs to another plan; delete it and rerun the shard")
+        }
+        guard FileManager.default.fileExists(atPath: run.partURL(shard).path) else {
+            throw OrchestrationError("\(name): marked done but the part is missing; delete \(run.markerURL(shard).lastPathComponent) and rerun the shard")
+        }
+        guard try SHA256.file(run.partURL(shard).path) == marker.sha256 else {
+            throw OrchestrationError("\(name): part is corrupted (sha256 differs from its done marker); delete \(run.markerURL(shard).lastPathComponent) and rerun the shard")
+        }
+        return marker
+    }
+
+    static func listed(_ shards: [Int]) -> String {
+        let shown = shards.prefix(10).map(String.init).joined(separator: ", ")
+        return "shard\(shards.count == 1 ? "" : "s") " + shown + (shards.count > 10 ? ", …" : "")
+    }
+
+    static func reduceDiD(_ plan: Plan, run: RunDirectory, shards: [Int], to output: URL) throws -> RunSummary {
+        guard let did = plan.analysis.did else { throw OrchestrationError("\(run.planURL.path): DiD plan without its DiD section") }
+        var rows: [DiDRow] = []
+        var skipped: [(String, String)] = []
+        var seen = Set<String>()
+        for shard in shards {
+            let part = try DiDPart.decode(Data(contentsOf: run.partURL(shard)), shard: shard, file: run.partURL(shard).path)
+            rows += part.rows
+            for (celltype, why) in part.skipped where seen.insert(celltype).inserted { skipped.append((celltype, why)) }
+        }
+        // Skipped cell types in block order, whichever shard reported them.
+        let blockIndex = Dictionary(did.celltypes.enumerated().compactMap { entry in entry.element.map { ($0, entry.offset) } },
+                                    uniquingKeysWith: { a, _ in a })
+        skipped.sort { (blockIndex[$0.0] ?? 0) < (blockIndex[$1.0] ?? 0) }
+        let table = DiDTable(rows: rows, celltypes: did.celltypes, byCelltype: did.parameters.byCelltype, skipped: skipped)
+        try AtomicFile.stream(to: output) { try $0.append(table.csv()) }
+        let fdrColumn = did.parameters.byCelltype ? "FDR_DiD_stratified" : "FDR_DiD"
+        let fdr = table.rows.map { did.parameters.byCelltype ? $0.fdrStratified : $0.fdr }
+        return RunSummary(runID: plan.runID, results: output.lastPathComponent, rows: table.rows.count, fdrColumn: fdrColumn,
+                          discoveriesAt005: fdr.filter { $0 < 0.05 }.count, discoveriesAt01: fdr.filter { $0 < 0.1 }.count,
+                          missingShards: [], partial: false, shards: [])
+    }
+
+    /// DE parts are mapped, not loaded: one pass collects the p-values in pdex's order for BH,
+    /// a second writes the rows in that order.
+    static func reduceDE(_ plan: Plan, run: RunDirectory, shards: [Int], to output: URL) throws -> RunSummary {
+        guard let de = plan.analysis.de else { throw OrchestrationError("\(run.planURL.path): DE plan without its DE section") }
+        let parts = try shards.map { try DEPart.Reader(url: run.partURL($0), shard: $0) }
+        // pdex's order is target-major, genes in var order. Perturbation shards hold whole
+        // targets; feature shards hold every target over their genes, so a target's row is
+        // pieced together from each part's stretch.
+        var order: [(part: Int, record: Int)] = []
+        order.reserveCapacity(parts.reduce(0) { $0 + $1.rows })
+        switch plan.axis {
+        case .features:
+            let widths = shards.map { plan.shards[$0].units.count }
+            for target in de.targets.indices {
+                for (p, width) in widths.enumerated() {
+                    for g in 0..<width { order.append((p, target * width + g)) }
+                }
+            }
+        default:
+            for (p, part) in parts.enumerated() { for r in 0..<part.rows { order.append((p, r)) } }
+        }
+        let pValues = order.map { parts[$0.part].pValue($0.record) }
+        let fdr = try BenjaminiHochberg.scipy(pValues)
+        try AtomicFile.stream(to: output) { writer in
+            try writer.append(DETable.columns.joined(separator: ",") + "\n")
+            let targets = de.targets.map(CSVText.field)
+            let reference = CSVText.field(de.referenceName)
+            let genes = de.genes.map(CSVText.field)
+            var line = ""
+            for (position, entry) in order.enumerated() {
+                let record = parts[entry.part].record(entry.record)
+                line.removeAll(keepingCapacity: true)
+                line += targets[record.target]; line += ","
+                line += reference; line += ","
+                line += genes[record.gene]; line += ","
+                for value in record.values { line += CSVText.number(value); line += "," }
+                line += CSVText.number(fdr[position]); line += "\n"
+                try writer.append(line)
+            }
+        }
+        return RunSummary(runID: plan.runID, results: output.lastPathComponent, rows: order.count, fdrColumn: "fdr",
+                          discoveriesAt005: fdr.filter { $0 < 0.05 }.count, discoveriesAt01: fdr.filter { $0 < 0.1 }.count,
+                          missingShards: [], partial: false, shards: [])
+    }
+}

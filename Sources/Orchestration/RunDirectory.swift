@@ -1,0 +1,67 @@
+import Foundation
+
+/// The run directory: the single source of truth for one run (layout in docs/plan-json.md).
+public struct RunDirectory: Sendable {
+    public let url: URL
+
+    public init(_ path: String) { url = URL(fileURLWithPath: path).standardizedFileURL }
+
+    public var path: String { url.path }
+    public var planURL: URL { url.appendingPathComponent("plan.json") }
+    public var planTextURL: URL { url.appendingPathComponent("plan.txt") }
+    public var resultsURL: URL { url.appendingPathComponent("results.csv") }
+    /// Where `reduce --allow-partial` writes a table that lacks shards.
+    public var partialResultsURL: URL { url.appendingPathComponent("results.partial.csv") }
+    public var summaryURL: URL { url.appendingPathComponent("summary.json") }
+    public var partsURL: URL { url.appendingPathComponent("parts") }
+    public var logsURL: URL { url.appendingPathComponent("logs") }
+    public var stagedURL: URL { url.appendingPathComponent("staged") }
+
+    static func shardName(_ index: Int) -> String { String(format: "%05d", index) }
+    public func partURL(_ shard: Int) -> URL { partsURL.appendingPathComponent("\(Self.shardName(shard)).part") }
+    public func markerURL(_ shard: Int) -> URL { partsURL.appendingPathComponent("\(Self.shardName(shard)).done") }
+    public func failureURL(_ shard: Int) -> URL { partsURL.appendingPathComponent("\(Self.shardName(shard)).failed") }
+    func lockURL(_ shard: Int) -> URL { partsURL.appendingPathComponent("\(Self.shardName(shard)).lock") }
+    public func logURL(_ shard: Int) -> URL { logsURL.appendingPathComponent("shard-\(Self.shardName(shard)).log") }
+
+    public func create() throws {
+        for directory in [url, partsURL, logsURL] {
+            do {
+                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            } catch {
+                throw OrchestrationError("\(directory.path): cannot create the run directory: \(error.localizedDescription)")
+            }
+        }
+    }
+
+    public func write(_ plan: Plan) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try AtomicFile.write(try encoder.encode(plan), to: planURL)
+    }
+
+    public func readPlan() throws -> Plan {
+        guard FileManager.default.fileExists(atPath: planURL.path) else {
+            throw OrchestrationError("\(planURL.path): no plan in this run directory (create one with `sctrial-plan plan`)")
+        }
+        struct Header: Decodable { let format: String?; let version: Int? }
+        let data: Data
+        do { data = try Data(contentsOf: planURL) } catch {
+            throw OrchestrationError("\(planURL.path): cannot read: \(error.localizedDescription)")
+        }
+        guard let header = try? JSONDecoder().decode(Header.self, from: data), header.format == Plan.format else {
+            throw OrchestrationError("\(planURL.path): not a sctrial-plan plan")
+        }
+        guard header.version == Plan.currentVersion else {
+            throw OrchestrationError("\(planURL.path): plan version \(header.version ?? 0) is not supported (this build reads version \(Plan.currentVersion)); plan the run again")
+        }
+        do {
+            return try JSONDecoder().decode(Plan.self, from: data)
+        } catch {
+            throw OrchestrationError("\(planURL.path): not a readable plan (\(error))")
+        }
+    }
+
+    /// A file under the run directory, named relative to it in plan.json.
+    public func resolve(_ relative: String) -> URL { url.appendingPathComponent(relative) }
+}
