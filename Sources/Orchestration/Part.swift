@@ -209,12 +209,15 @@ public struct ShardMarker: Codable, Sendable, Equatable {
     public var sha256: String
     public var seconds: Double
     public var peakRSSBytes: Int
+    /// Bytes the worker read through read(2)/pread(2) (`rchar`), page cache included: the I/O a
+    /// shard costs, whatever is cached.
+    public var readBytes: Int
     public var host: String
     public var finishedAt: String
 
     enum CodingKeys: String, CodingKey {
         case format, version, shard, rows, bytes, sha256, seconds, host
-        case runID = "run_id", peakRSSBytes = "peak_rss_bytes", finishedAt = "finished_at"
+        case runID = "run_id", peakRSSBytes = "peak_rss_bytes", finishedAt = "finished_at", readBytes = "read_bytes"
     }
 
     static func read(_ url: URL) -> ShardMarker? {

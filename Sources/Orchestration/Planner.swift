@@ -125,6 +125,7 @@ public enum Planner {
             let model = String(format: "read %.1fM stored values/s (measured on this file), test %.1f ns per compared cell × gene", readRate / 1e6, CostModel.deSecondsPerComparedCell * 1e9)
             let description = "DE (\(parameters.metric.rawValue), reference \(design.referenceName)) on \(path): \(file.nObs) cells × \(file.nVars) genes, \(matrixName) \(info.format.rawValue) \(info.dtype.rawValue), \(info.nnz) stored values; \(design.targets.count) targets; log1p \(isLog1p)"
             if !dryRun {
+                try run.clearPreviousRun()
                 try run.create()
                 if readPath == .stagedColumns {
                     plan.staged.matrix = try stage(matrix, run: run, progress: progress)
@@ -202,6 +203,7 @@ public enum Planner {
             let blocks = parameters.byCelltype ? ", \(outline.celltypes.count) cell types" : ""
             let description = "DiD on \(path): \(file.nObs) cells × \(file.nVars) genes, \(outline.matrixName) \(info.format.rawValue) \(info.dtype.rawValue), \(info.nnz) stored values; \(outline.features.count) features\(blocks)"
             if !dryRun {
+                try run.clearPreviousRun()
                 try run.create()
                 if readPath == .stagedColumns {
                     plan.staged.matrix = try stage(file.matrix(outline.matrixName), run: run, progress: progress)

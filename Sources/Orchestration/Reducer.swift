@@ -9,8 +9,9 @@ public struct RunSummary: Codable, Sendable, Equatable {
         public var rows: Int
         public var seconds: Double
         public var peakRSSBytes: Int
+        public var readBytes: Int
 
-        enum CodingKeys: String, CodingKey { case shard, rows, seconds, peakRSSBytes = "peak_rss_bytes" }
+        enum CodingKeys: String, CodingKey { case shard, rows, seconds, peakRSSBytes = "peak_rss_bytes", readBytes = "read_bytes" }
     }
 
     public var format = "sctrial-plan.summary"
@@ -47,7 +48,8 @@ public enum Reducer {
             guard FileManager.default.fileExists(atPath: run.markerURL(shard).path) else { missing.append(shard); continue }
             let marker = try verifiedMarker(plan, run: run, shard: shard)
             present.append(shard)
-            timings.append(.init(shard: shard, rows: marker.rows, seconds: marker.seconds, peakRSSBytes: marker.peakRSSBytes))
+            timings.append(.init(shard: shard, rows: marker.rows, seconds: marker.seconds, peakRSSBytes: marker.peakRSSBytes,
+                                 readBytes: marker.readBytes))
         }
         if !missing.isEmpty && !allowPartial {
             throw OrchestrationError("\(run.path): \(missing.count) of \(plan.shards.count) shards not done (\(listed(missing))); run them (`sctrial-plan run \(run.path)`) or reduce with --allow-partial")

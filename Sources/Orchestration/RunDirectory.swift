@@ -34,6 +34,19 @@ public struct RunDirectory: Sendable {
         }
     }
 
+    /// Planning again into a directory drops what the previous plan produced (its parts, logs,
+    /// staged files and results), so nothing of it can be mistaken for this plan's.
+    public func clearPreviousRun() throws {
+        let manager = FileManager.default
+        guard manager.fileExists(atPath: planURL.path) else { return }
+        for item in [partsURL, logsURL, stagedURL, resultsURL, partialResultsURL, summaryURL, planURL, planTextURL]
+        where manager.fileExists(atPath: item.path) {
+            do { try manager.removeItem(at: item) } catch {
+                throw OrchestrationError("\(item.path): cannot remove the previous plan's output: \(error.localizedDescription)")
+            }
+        }
+    }
+
     public func write(_ plan: Plan) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

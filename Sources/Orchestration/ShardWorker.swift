@@ -45,7 +45,7 @@ public enum ShardWorker {
             let elapsed = ContinuousClock.now - clock
             let marker = ShardMarker(runID: plan.runID, shard: index, rows: rows, bytes: written.bytes, sha256: written.sha256,
                                      seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18,
-                                     peakRSSBytes: peakResidentBytes(), host: ProcessInfo.processInfo.hostName,
+                                     peakRSSBytes: peakResidentBytes(), readBytes: bytesRead(), host: ProcessInfo.processInfo.hostName,
                                      finishedAt: ISO8601DateFormatter().string(from: Date()))
             try marker.write(to: run.markerURL(index))
             try? FileManager.default.removeItem(at: run.failureURL(index))
@@ -106,6 +106,15 @@ public enum ShardWorker {
         case .perturbations: throw OrchestrationError("\(run.planURL.path): a DiD plan cannot be split by perturbation")
         }
         return try DiDAnalysis.shard(path: plan.input.path, parameters: did.parameters, selection: selection, budget: budget)
+    }
+
+    /// `rchar` of /proc/self/io (0 where there is no procfs).
+    static func bytesRead() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/io", encoding: .utf8) else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("rchar:") {
+            return Int(line.dropFirst(6).trimmingCharacters(in: .whitespaces)) ?? 0
+        }
+        return 0
     }
 
     /// Peak resident set size of this process (Linux reports ru_maxrss in KiB).
