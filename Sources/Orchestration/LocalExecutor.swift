@@ -47,6 +47,7 @@ public struct LocalExecutor {
         var done = total - pending.count
         if pending.isEmpty { return .complete(ran: 0) }
         progress.start(total: total, done: done)
+        if total == 1 { return try runInProcess(run, progress: progress) }
         stopRequested = 0
         let previous = (installStopHandler(SIGINT), installStopHandler(SIGTERM))
         defer { restoreHandler(SIGINT, previous.0); restoreHandler(SIGTERM, previous.1) }
@@ -93,6 +94,22 @@ public struct LocalExecutor {
         if stopRequested != 0 { return .interrupted(done: done, of: total) }
         if !failures.isEmpty { return .failed(shards: failures) }
         return .complete(ran: ran)
+    }
+
+    /// A one-shard plan runs in this process: a worker process would only add its start-up, and
+    /// the part, marker and retries are the same.
+    private func runInProcess(_ run: RunDirectory, progress: ProgressLine) throws -> Outcome {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                _ = try ShardWorker.run(run, shard: 0, threads: threads, memoryGB: memoryGB)
+                progress.shardFinished(0, done: 1)
+                return .complete(ran: 1)
+            } catch let error as OrchestrationError where error.isTemporary && attempt <= retries {
+                progress.note("shard 0 failed temporarily (\(error.message)); retry \(attempt) of \(retries)")
+            }
+        }
     }
 
     /// Starts one worker with stdout and stderr appended to the shard's log.

@@ -328,19 +328,22 @@ enum CostModel {
     /// DiD: seconds per pseudobulk unit per feature for the batched fit.
     static let didSecondsPerUnitFeature = 2e-7
 
-    /// Stored values per second read from the first rows (CSR, dense) or columns (CSC), up to
-    /// ~2M values: a quick, representative sample of the file's storage and compression.
+    /// Values read to measure the read speed: enough to span a few HDF5 chunks.
+    static let sampleValues = 5e5
+
+    /// Stored values per second read from the first rows (CSR, dense) or columns (CSC): a quick,
+    /// representative sample of the file's storage and compression.
     static func measureReadRate(_ matrix: MatrixReader) throws -> Double {
         let info = matrix.info
         let density = Double(info.nnz) / Double(max(1, info.nRows * info.nCols))
         let clock = ContinuousClock.now
         var values = 0
         if info.format == .csc {
-            let width = max(1, min(info.nCols, Int(2e6 / max(1, density * Double(info.nRows)))))
+            let width = max(1, min(info.nCols, Int(Self.sampleValues / max(1, density * Double(info.nRows)))))
             var blocks = try matrix.blocks(columns: 0..<width)
             while let slab = try blocks.next() { values += slab.storedCount }
         } else {
-            let height = max(1, min(info.nRows, Int(2e6 / max(1, density * Double(info.nCols)))))
+            let height = max(1, min(info.nRows, Int(Self.sampleValues / max(1, density * Double(info.nCols)))))
             var blocks = try matrix.blocks(rows: Array(0..<height))
             while let slab = try blocks.next() { values += slab.storedCount }
         }
