@@ -29,11 +29,14 @@ let package = Package(
         // Pure numerics over arrays, no I/O: distributions, BH, rank tests, regression, bootstrap.
         .target(name: "Stats", dependencies: ["COpenBLAS"]),
 
+        // One HTTP request over libcurl: gene-set downloads and the slurmrestd client share it.
+        .target(name: "HTTP", dependencies: ["CCurl"]),
+
         // The analyses: units, parameters and rows; numerics from Stats, data from AnnData.
-        .target(name: "Analyses", dependencies: ["AnnData", "Stats", "CCurl"]),
+        .target(name: "Analyses", dependencies: ["AnnData", "Stats", "HTTP"]),
 
         // Plans, run directories, executors and the reducer.
-        .target(name: "Orchestration", dependencies: ["Analyses", "AnnData", "COpenSSL"]),
+        .target(name: "Orchestration", dependencies: ["Analyses", "AnnData", "COpenSSL", "HTTP"]),
 
         .executableTarget(name: "sctrial-plan", dependencies: [
             "AnnData", "Analyses", "Orchestration",
@@ -49,6 +52,8 @@ let package = Package(
         .testTarget(name: "StatsTests", dependencies: ["Stats"], exclude: ["Goldens"]),
         .testTarget(name: "AnalysesTests", dependencies: ["Analyses"]),
         .testTarget(name: "OrchestrationTests", dependencies: ["Orchestration"]),
+        // Pure Slurm tests always; live ones against slurm/local-cluster.sh when SLURM_CONF is set.
+        .testTarget(name: "SlurmTests", dependencies: ["Orchestration"]),
         // Runs the built executables as a user would: exit codes, messages, JSON.
         .testTarget(name: "CLITests", dependencies: ["sctrial-plan"]),
     ],

@@ -3,20 +3,17 @@ import Foundation
 
 /// Creates one new HDF5 file and the few objects a staged copy needs: groups, string and integer
 /// attributes, and contiguous datasets whose file space is reserved at creation so their bytes can
-/// later be written in place. Not thread-safe, like `H5Reader`.
+/// later be written in place. Not Sendable: one writer per thread, like `H5Reader`.
 final class H5Writer {
     /// The name errors report: the file the user asked for, not the temporary one being written.
     let fileName: String
     private var file: hid_t
 
-    private static let silenceErrorStack: Void = {
-        // libhdf5 prints its error stack to stderr by default; we report errors ourselves.
-        H5Eset_auto2(sc_h5e_default(), nil, nil)
-    }()
-
     /// Creates (or truncates) the file at `path`.
     init(creating path: String, reportingAs name: String) throws(AnnDataError) {
-        _ = Self.silenceErrorStack
+        // libhdf5 prints its error stack to stderr by default; we report errors ourselves. The
+        // setting is per thread in a thread-safe libhdf5 (Debian's is), so it is made here.
+        H5Eset_auto2(sc_h5e_default(), nil, nil)
         fileName = name
         file = H5Fcreate(path, sc_h5f_acc_trunc(), sc_h5p_default(), sc_h5p_default())
         guard file >= 0 else {

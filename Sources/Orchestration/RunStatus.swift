@@ -4,7 +4,8 @@ import Foundation
 /// can only add detail).
 public struct RunStatus: Codable, Sendable, Equatable {
     public enum State: String, Codable, Sendable {
-        case done, running, failed, missing
+        /// `pending` only comes from Slurm's view (`submit`ted runs).
+        case done, running, pending, failed, missing
     }
 
     public struct Shard: Codable, Sendable, Equatable {
@@ -19,6 +20,7 @@ public struct RunStatus: Codable, Sendable, Equatable {
     public var total: Int
     public var done: Int
     public var running: Int
+    public var pending: Int
     public var failed: Int
     public var missing: Int
     /// results.csv is there (the run was reduced).
@@ -26,7 +28,7 @@ public struct RunStatus: Codable, Sendable, Equatable {
     public var shards: [Shard]
 
     enum CodingKeys: String, CodingKey {
-        case total, done, running, failed, missing, reduced, shards
+        case total, done, running, pending, failed, missing, reduced, shards
         case runID = "run_id"
     }
 
@@ -43,15 +45,21 @@ public struct RunStatus: Codable, Sendable, Equatable {
             }
             return Shard(index: index, state: .missing)
         }
+        var status = RunStatus(runID: plan.runID, total: shards.count, done: 0, running: 0, pending: 0, failed: 0, missing: 0,
+                               reduced: FileManager.default.fileExists(atPath: run.resultsURL.path), shards: shards)
+        status.recount()
+        return status
+    }
+
+    mutating func recount() {
         func count(_ state: State) -> Int { shards.filter { $0.state == state }.count }
-        return RunStatus(runID: plan.runID, total: shards.count, done: count(.done), running: count(.running), failed: count(.failed),
-                         missing: count(.missing), reduced: FileManager.default.fileExists(atPath: run.resultsURL.path), shards: shards)
+        (done, running, pending, failed, missing) = (count(.done), count(.running), count(.pending), count(.failed), count(.missing))
     }
 
     /// Lines for a person: the totals, then every shard that is not done.
     public var text: String {
         let percent = total == 0 ? 100 : 100 * done / total
-        var lines = ["run \(runID): \(done)/\(total) shards done (\(percent)%), \(running) running, \(failed) failed, \(missing) missing\(reduced ? "; results.csv written" : "")"]
+        var lines = ["run \(runID): \(done)/\(total) shards done (\(percent)%), \(running) running, \(pending) pending, \(failed) failed, \(missing) missing\(reduced ? "; results.csv written" : "")"]
         for shard in shards where shard.state != .done {
             lines.append("  shard \(shard.index): \(shard.state.rawValue)\(shard.message.map { ": \($0)" } ?? "")")
         }

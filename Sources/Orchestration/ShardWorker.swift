@@ -18,12 +18,12 @@ public enum ShardWorker {
             throw OrchestrationError("\(run.planURL.path): shard \(index) does not exist (the plan has \(plan.shards.count) shards, 0-\(plan.shards.count - 1))")
         }
         try run.create()
-        let lock = try ShardLock(run.lockURL(index))
-        defer { lock.release() }
-        if isDone(plan, run: run, shard: index) { return .alreadyDone }
-        removeStaleTemporaries(run, shard: index)
-        let clock = ContinuousClock.now
         do {
+            let lock = try ShardLock(run.lockURL(index))
+            defer { lock.release() }
+            if isDone(plan, run: run, shard: index) { return .alreadyDone }
+            removeStaleTemporaries(run, shard: index)
+            let clock = ContinuousClock.now
             try plan.checkInputUnchanged()
             // An eighth of the memory for read blocks; DE's gene-major gather gets half.
             let memory = (memoryGB ?? plan.resources.memoryGB) * 1e9

@@ -87,7 +87,7 @@ struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
         abstract: "Per shard: done, running, failed or missing; and overall progress.",
-        discussion: "Read from the run directory's done markers, locks and failure records, which are the truth.")
+        discussion: "Read from the run directory's done markers, locks and failure records, which are the truth; for a submitted run, Slurm's queue adds which shards are pending or running (a job Slurm forgot is never taken as done).")
 
     @Argument(help: "The run directory.")
     var runDirectory: String
@@ -95,8 +95,20 @@ struct StatusCommand: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
+    @OptionGroup var connection: SlurmConnection
+
     func run() throws {
-        let status = try reportingFailure { try RunStatus.read(RunDirectory(runDirectory)) }
+        let run = RunDirectory(runDirectory)
+        let status = try reportingFailure { () throws -> RunStatus in
+            guard let recorded = SlurmJobs.read(run) else { return try RunStatus.read(run) }
+            // Slurm adds pending/running detail; the markers stay the truth when it cannot answer.
+            do {
+                return try connection.withClient(recorded: recorded.submissions.last?.via) { try $0.executor().status(run) }
+            } catch let error as SlurmError {
+                note("warning: Slurm did not answer (\(error)); showing the run directory only")
+                return try RunStatus.read(run)
+            }
+        }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -124,6 +136,8 @@ func reportingFailure<T>(_ body: () throws -> T) throws -> T {
     } catch let error as AnalysisError {
         return try fail(error.description)
     } catch let error as OrchestrationError {
+        return try fail(error.description)
+    } catch let error as SlurmError {
         return try fail(error.description)
     }
 }

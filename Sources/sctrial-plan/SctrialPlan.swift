@@ -9,5 +9,6 @@ struct SctrialPlan: ParsableCommand {
             Reads AnnData .h5ad files through libhdf5. Exit codes: 0 success, 2 bad input \
             (a clear one-line error names the file and the HDF5 element), 1 anything else.
             """,
-        subcommands: [Inspect.self, Validate.self, PlanCommand.self, RunCommand.self, ReduceCommand.self, StatusCommand.self])
+        subcommands: [Inspect.self, Validate.self, PlanCommand.self, RunCommand.self, SubmitCommand.self, ReduceCommand.self, StatusCommand.self,
+                      RetryCommand.self, CancelCommand.self])
 }

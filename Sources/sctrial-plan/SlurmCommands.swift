@@ -1,0 +1,265 @@
+import ArgumentParser
+import Foundation
+import Orchestration
+
+/// How to reach Slurm: sbatch and friends, or slurmrestd over HTTP.
+struct SlurmConnection: ParsableArguments {
+    enum Via: String, ExpressibleByArgument, CaseIterable { case sbatch, rest }
+
+    @Option(help: "sbatch (the Slurm commands) or rest (slurmrestd over HTTP).")
+    var via: Via?
+
+    @Option(help: "slurmrestd URL for --via rest (default: $SLURMRESTD_URL).")
+    var restURL: String?
+
+    @Option(help: "File holding the JWT for --via rest (default: $SLURM_JWT). Get one with `scontrol token`.")
+    var tokenFile: String?
+
+    /// Runs `body` with the client chosen here (or `recorded`, the way the run was submitted).
+    func withClient<T>(recorded: String? = nil, _ body: (any SlurmClientRunner) throws -> T) throws -> T {
+        let choice = via ?? recorded.flatMap(Via.init(rawValue:)) ?? .sbatch
+        let environment = ProcessInfo.processInfo.environment
+        switch choice {
+        case .sbatch:
+            return try body(Runner(client: SlurmCommandClient(), via: "sbatch"))
+        case .rest:
+            guard let url = restURL ?? environment["SLURMRESTD_URL"] else {
+                throw ValidationError("--via rest needs --rest-url or $SLURMRESTD_URL")
+            }
+            let token: String
+            if let tokenFile {
+                guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
+                    throw ValidationError("--token-file: cannot read \(tokenFile)")
+                }
+                token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            } else if let value = environment["SLURM_JWT"], !value.isEmpty {
+                token = value
+            } else {
+                throw ValidationError("--via rest needs a token: set SLURM_JWT (eval $(scontrol token)) or pass --token-file")
+            }
+            // slurmrestd does not say MaxArraySize; scontrol does where it is installed.
+            let maxArraySize = (try? SlurmCommandClient().maxArraySize()) ?? SlurmArraySplit.defaultMaxArraySize
+            let client = try SlurmRESTClient.connect(baseURL: url, token: token, maxArraySize: maxArraySize)
+            return try body(Runner(client: client, via: "rest"))
+        }
+    }
+}
+
+/// A SlurmExecutor over whichever client was chosen.
+protocol SlurmClientRunner {
+    func executor() throws -> any SlurmExecutorProtocol
+}
+
+protocol SlurmExecutorProtocol {
+    func submit(_ run: RunDirectory, options: SlurmSubmitOptions, shards: [Int]?, withReduce: Bool) throws -> SlurmJobs.Submission
+    func wait(_ run: RunDirectory, polling: SlurmPolling, progress: @escaping (String) -> Void) throws -> Bool
+    func cancel(_ run: RunDirectory) throws -> [JobID]
+    func status(_ run: RunDirectory) throws -> RunStatus
+}
+
+extension SlurmExecutor: SlurmExecutorProtocol {}
+
+struct Runner<Client: SlurmClient>: SlurmClientRunner {
+    let client: Client
+    let via: String
+
+    func executor() throws -> any SlurmExecutorProtocol {
+        SlurmExecutor(client: client, via: via, planner: try Executables.planner(), worker: try LocalExecutor.findWorker())
+    }
+}
+
+enum Executables {
+    static func planner() throws -> String {
+        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+    }
+}
+
+/// Resource flags shared by submit and retry.
+struct SlurmResourceOptions: ParsableArguments {
+    @Option(help: "Partition.") var partition: String?
+    @Option(help: "Account.") var account: String?
+    @Option(help: "Quality of service.") var qos: String?
+    @Option(help: "Time limit per shard: minutes, HH:MM:SS or D-HH:MM:SS (default: from the plan's estimates and finished shards).")
+    var time: String?
+    @Option(help: "Memory per shard: 4000 (MB), 4000M, 4G (default: from the plan's estimates and finished shards' peak RSS).")
+    var mem: String?
+    @Option(help: "CPUs per shard (default: the plan's threads per worker).") var cpusPerTask: Int?
+    @Option(help: "At most this many shards at once (the array's %K).") var maxConcurrent: Int?
+    @Option(help: "Run each worker inside this Apptainer/Singularity image (apptainer exec; see docker/README.md).")
+    var container: String?
+
+    func options() throws -> SlurmSubmitOptions {
+        var options = SlurmSubmitOptions()
+        options.partition = partition
+        options.account = account
+        options.qos = qos
+        options.timeMinutes = try time.map(Self.minutes)
+        options.memoryMB = try mem.map(Self.megabytes)
+        options.cpusPerTask = cpusPerTask
+        options.maxConcurrent = maxConcurrent
+        options.container = container
+        if let cpusPerTask, cpusPerTask < 1 { throw ValidationError("--cpus-per-task must be at least 1") }
+        if let maxConcurrent, maxConcurrent < 1 { throw ValidationError("--max-concurrent must be at least 1") }
+        return options
+    }
+
+    /// Slurm's time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S (seconds round up to a minute).
+    static func minutes(_ text: String) throws -> Int {
+        let bad = ValidationError("--time '\(text)': use minutes, HH:MM:SS or D-HH:MM:SS")
+        var days = 0
+        var rest = Substring(text)
+        if let dash = rest.firstIndex(of: "-") {
+            guard let d = Int(rest[..<dash]) else { throw bad }
+            days = d
+            rest = rest[rest.index(after: dash)...]
+        }
+        let fields = try rest.split(separator: ":", omittingEmptySubsequences: false).map { field -> Int in
+            guard let value = Int(field), value >= 0 else { throw bad }
+            return value
+        }
+        let seconds: Int
+        switch (days > 0 || text.contains("-"), fields.count) {
+        case (false, 1): seconds = fields[0] * 60
+        case (false, 2): seconds = fields[0] * 60 + fields[1]
+        case (false, 3), (true, 3): seconds = fields[0] * 3600 + fields[1] * 60 + fields[2]
+        case (true, 1): seconds = fields[0] * 3600
+        case (true, 2): seconds = fields[0] * 3600 + fields[1] * 60
+        default: throw bad
+        }
+        let total = days * 86400 + seconds
+        guard total > 0 else { throw bad }
+        return (total + 59) / 60
+    }
+
+    static func megabytes(_ text: String) throws -> Int {
+        let units: [Character: Int] = ["K": 0, "M": 1, "G": 1024, "T": 1024 * 1024]
+        let upper = text.uppercased()
+        if let last = upper.last, let factor = units[last], let value = Double(upper.dropLast()), value > 0 {
+            return factor == 0 ? max(1, Int(value / 1024)) : Int((value * Double(factor)).rounded(.up))
+        }
+        guard let value = Int(text), value > 0 else { throw ValidationError("--mem '\(text)': use 4000 (MB), 4000M or 4G") }
+        return value
+    }
+}
+
+struct SubmitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "submit",
+        abstract: "Submit a plan's shards to Slurm as array jobs, then the reducer.",
+        discussion: """
+            One array job over the shards that are not done (throttled with --max-concurrent), split \
+            into several arrays when the shard count exceeds the controller's MaxArraySize (each \
+            array's indices start at 0 and map to shards through an offset); then the reduce job \
+            with --dependency=afterok on every array and --kill-on-invalid-dep=yes, so a failed \
+            shard never leaves it pending. Scripts go to sbatch on stdin (copies in RUN/slurm/), \
+            job ids to RUN/slurm/jobs.json, logs to RUN/logs/. Inherited SLURM_* variables are \
+            scrubbed. --time and --mem default to the plan's estimates, corrected by finished \
+            shards' measured seconds and peak RSS; --pilot runs shard 0 first and sizes the rest \
+            from it. The JWT for --via rest is never written anywhere.
+            """)
+
+    @Argument(help: "The run directory written by `sctrial-plan plan`.")
+    var runDirectory: String
+
+    @OptionGroup var connection: SlurmConnection
+    @OptionGroup var resources: SlurmResourceOptions
+
+    @Flag(help: "Wait (polling with backoff) until the reduce job ends; exit non-zero if the run failed.")
+    var wait = false
+
+    @Flag(help: "Run shard 0 alone first, then size --time/--mem of the rest from its measured seconds and peak RSS.")
+    var pilot = false
+
+    func run() throws {
+        let run = RunDirectory(runDirectory)
+        var report = ""
+        let ok = try reportingFailure { () throws -> Bool in
+            let options = try resources.options()
+            return try connection.withClient { runner in
+                let executor = try runner.executor()
+                let plan = try run.readPlan()
+                if pilot, plan.shards.count > 1, !ShardWorker.isDone(plan, run: run, shard: 0) {
+                    let first = try executor.submit(run, options: options, shards: [0], withReduce: false)
+                    note("pilot: shard 0 submitted as job \(first.arrays.map { String($0.job) }.joined()); waiting for it")
+                    _ = try executor.wait(run, polling: SlurmPolling(), progress: { _ in })
+                    guard ShardWorker.isDone(plan, run: run, shard: 0) else {
+                        throw OrchestrationError("\(run.path): the pilot shard 0 failed (see \(run.logsURL.path)/slurm-*.out); fix the cause and submit again")
+                    }
+                }
+                let submission = try executor.submit(run, options: options, shards: nil, withReduce: true)
+                let arrays = submission.arrays.map { "\($0.job) (shards \($0.shards.first ?? 0)-\($0.shards.last ?? 0))" }
+                note("submitted \(arrays.isEmpty ? "no shard (all done)" : "array job" + (arrays.count > 1 ? "s " : " ") + arrays.joined(separator: ", ")); reduce job \(submission.reduce.map(String.init) ?? "-") (\(submission.via))")
+                guard wait else { return true }
+                let ok = try executor.wait(run, polling: SlurmPolling(), progress: { note($0) })
+                if !ok { report = (try? executor.status(run).text) ?? "" }
+                return ok
+            }
+        }
+        guard ok else {
+            FileHandle.standardError.write(Data("sctrial-plan: error: \(run.path): the run failed (retry with `sctrial-plan retry \(run.path)`)\n\(report)\n".utf8))
+            throw ExitCode(1)
+        }
+        if wait { note("\(run.resultsURL.path) written") }
+    }
+}
+
+struct RetryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retry",
+        abstract: "Resubmit only the failed or missing shards (one array, e.g. --array=3,7,12) and the reducer.",
+        discussion: "Shards with a valid done marker are never resubmitted. Same options as submit.")
+
+    @Argument(help: "The run directory.")
+    var runDirectory: String
+
+    @OptionGroup var connection: SlurmConnection
+    @OptionGroup var resources: SlurmResourceOptions
+
+    @Flag(help: "Wait until the reduce job ends; exit non-zero if the run failed.")
+    var wait = false
+
+    func run() throws {
+        let run = RunDirectory(runDirectory)
+        let ok = try reportingFailure { () throws -> Bool in
+            let options = try resources.options()
+            let recorded = SlurmJobs.read(run)?.submissions.last?.via
+            return try connection.withClient(recorded: recorded) { runner in
+                let executor = try runner.executor()
+                let status = try RunStatus.read(run)
+                let redo = status.shards.filter { $0.state != .done && $0.state != .running }.map(\.index)
+                let submission = try executor.submit(run, options: options, shards: redo, withReduce: true)
+                note("resubmitted \(redo.count) shard\(redo.count == 1 ? "" : "s")\(redo.isEmpty ? "" : " (\(redo.prefix(12).map(String.init).joined(separator: ","))\(redo.count > 12 ? ",…" : ""))") as \(submission.arrays.map { String($0.job) }.joined(separator: ", ")); reduce job \(submission.reduce.map(String.init) ?? "-")")
+                guard wait else { return true }
+                return try executor.wait(run, polling: SlurmPolling(), progress: { note($0) })
+            }
+        }
+        if !ok { FileHandle.standardError.write(Data("sctrial-plan: error: \(run.path): the run failed\n".utf8)); throw ExitCode(1) }
+    }
+}
+
+struct CancelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cancel",
+        abstract: "Cancel every Slurm job the run submitted (arrays and reducer).",
+        discussion: "Finished parts stay; `retry` resumes the rest.")
+
+    @Argument(help: "The run directory.")
+    var runDirectory: String
+
+    @OptionGroup var connection: SlurmConnection
+
+    func run() throws {
+        let run = RunDirectory(runDirectory)
+        try reportingFailure {
+            guard let recorded = SlurmJobs.read(run) else { throw OrchestrationError("\(run.path): no Slurm jobs recorded (RUN/slurm/jobs.json)") }
+            try connection.withClient(recorded: recorded.submissions.last?.via) { runner in
+                let jobs = try runner.executor().cancel(run)
+                note("cancelled \(jobs.map(\.description).joined(separator: ", "))")
+            }
+        }
+    }
+}
+
+func note(_ line: String) {
+    FileHandle.standardError.write(Data("sctrial-plan: \(line)\n".utf8))
+}

@@ -1,0 +1,258 @@
+import Foundation
+import Testing
+@testable import Orchestration
+
+/// The clients' pure parts: command lines, output parsing, REST request and response shapes.
+@Suite struct SlurmCommandParsingTests {
+    @Test func sbatchArgumentsCarryEverySetting() {
+        let request = SlurmJobRequest(
+            name: "sctrial", script: "#!/bin/sh\n", array: SlurmArraySpec(.list([3, 7, 12]), throttle: 4),
+            resources: SlurmResources(partition: "p", account: "a", qos: "q", timeLimitMinutes: 5, memoryMB: 100, cpusPerTask: 1),
+            dependency: SlurmDependency(afterOK: [JobID(9)]), workingDirectory: "/w", outputPath: "/w/logs/%A_%a.out")
+        #expect(SlurmCommandClient.sbatchArguments(for: request) == [
+            "--parsable", "--job-name=sctrial", "--array=3,7,12%4", "--partition=p", "--account=a", "--qos=q", "--time=5",
+            "--mem=100M", "--cpus-per-task=1", "--dependency=afterok:9", "--kill-on-invalid-dep=yes", "--chdir=/w",
+            "--output=/w/logs/%A_%a.out",
+        ])
+        #expect(SlurmCommandClient.sbatchArguments(for: SlurmJobRequest(name: "n", script: "#!/bin/sh\n")) == ["--parsable", "--job-name=n"])
+    }
+
+    @Test func squeueLinesExpandToTasks() throws {
+        // What squeue --array --states=all --format=%F|%K|%T printed on the local cluster.
+        let text = "1|N/A|COMPLETED\n2|2-4%2|PENDING\n2|0|RUNNING\n2|1|COMPLETED\n"
+        let records = try SlurmCommandClient.parseRecords(text, source: "squeue")
+        #expect(records == [
+            SlurmStateRecord(id: 1, tasks: nil, state: .completed), SlurmStateRecord(id: 2, tasks: [2, 3, 4], state: .pending),
+            SlurmStateRecord(id: 2, tasks: [0], state: .running), SlurmStateRecord(id: 2, tasks: [1], state: .completed),
+        ])
+        let states = SlurmStateRecord.collate(records, requested: [JobID(1), JobID(2), JobID(3), JobID(2, task: 4), JobID(2, task: 9)])
+        #expect(states == [
+            JobID(1): .completed, JobID(3): .unknown,
+            JobID(2, task: 0): .running, JobID(2, task: 1): .completed, JobID(2, task: 2): .pending,
+            JobID(2, task: 3): .pending, JobID(2, task: 4): .pending, JobID(2, task: 9): .unknown,
+        ])
+        #expect(throws: SlurmError.unreadableOutput(source: "squeue", detail: "unexpected line 'garbage'")) {
+            try SlurmCommandClient.parseRecords("garbage\n", source: "squeue")
+        }
+    }
+
+    @Test func sacctLinesSkipStepsAndReadCancelledBy() throws {
+        let text = "12|COMPLETED\n12.batch|COMPLETED\n13_0|FAILED\n13_[1-2]|CANCELLED by 0\n13_3.batch|FAILED\n"
+        #expect(try SlurmCommandClient.parseSacct(text) == [
+            SlurmStateRecord(id: 12, tasks: nil, state: .completed), SlurmStateRecord(id: 13, tasks: [0], state: .failed),
+            SlurmStateRecord(id: 13, tasks: [1, 2], state: .cancelled),
+        ])
+    }
+
+    @Test func missingCommandIsNamed() {
+        let client = SlurmCommandClient(environment: ["PATH": "/nonexistent"])
+        #expect(throws: SlurmError.commandNotFound("sbatch")) { try client.submit(SlurmJobRequest(name: "x", script: "#!/bin/sh\n")) }
+        #expect(throws: SlurmError.commandNotFound("scontrol")) { try client.maxArraySize() }
+    }
+}
+
+@Suite struct SlurmRESTShapeTests {
+    static let request = SlurmJobRequest(
+        name: "sctrial", script: "#!/bin/sh\necho hi\n", array: SlurmArraySpec(.range(0...9), throttle: 2),
+        resources: SlurmResources(partition: "debug", timeLimitMinutes: 30, memoryMB: 512, cpusPerTask: 1),
+        dependency: SlurmDependency(afterOK: [JobID(4), JobID(5)]), workingDirectory: "/runs/r", outputPath: "/runs/r/logs/slurm-%A_%a.out")
+    static let environment = ["PATH": "/usr/bin:/bin", "HOME": "/root"]
+
+    /// The body as the server receives it (through JSON), so the test sees real JSON types.
+    func body(_ version: SlurmRESTClient.APIVersion) throws -> [String: Any] {
+        let bytes = try SlurmRESTClient.json(SlurmRESTClient.submitBody(for: Self.request, version: version, environment: Self.environment))
+        return try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+    }
+
+    @Test func v0038UsesPlainNumbersAndAnEnvironmentObject() throws {
+        let body = try body(.v0_0_38)
+        #expect(body["script"] as? String == Self.request.script)
+        let job = try #require(body["job"] as? [String: Any])
+        #expect(job["name"] as? String == "sctrial")
+        #expect(job["array"] as? String == "0-9%2")
+        #expect(job["partition"] as? String == "debug")
+        #expect(job["time_limit"] as? Int == 30)
+        #expect(job["memory_per_node"] as? Int == 512)
+        #expect(job["cpus_per_task"] as? Int == 1)
+        #expect(job["dependency"] as? String == "afterok:4:5")
+        #expect(job["kill_on_invalid_dependency"] as? Bool == true)
+        #expect(job["current_working_directory"] as? String == "/runs/r")
+        #expect(job["standard_output"] as? String == "/runs/r/logs/slurm-%A_%a.out")
+        #expect(job["environment"] as? [String: String] == Self.environment)
+        #expect(job["flags"] == nil)
+    }
+
+    @Test func v0039AndLaterUseNoValStructsFlagsAndAnEnvironmentList() throws {
+        for version in [SlurmRESTClient.APIVersion.v0_0_39, .v0_0_40, .v0_0_41] {
+            let body = try body(version)
+            let job = try #require(body["job"] as? [String: Any])
+            let time = try #require(job["time_limit"] as? [String: Any])
+            #expect(time["set"] as? Bool == true && time["infinite"] as? Bool == false && time["number"] as? Int == 30)
+            let memory = try #require(job["memory_per_node"] as? [String: Any])
+            #expect(memory["number"] as? Int == 512)
+            #expect(job["flags"] as? [String] == ["KILL_INVALID_DEPENDENCY"])
+            #expect(job["kill_on_invalid_dependency"] == nil)
+            #expect(job["environment"] as? [String] == ["HOME=/root", "PATH=/usr/bin:/bin"])
+            if version == .v0_0_41 {
+                #expect(body["script"] == nil)
+                #expect(job["script"] as? String == Self.request.script)
+            } else {
+                #expect(body["script"] as? String == Self.request.script)
+            }
+        }
+    }
+
+    @Test func jobRecordsOfEveryVersionBecomeTaskStates() throws {
+        // v0.0.38 (as the local 22.05 cluster answered): plain numbers, null task id while unsplit.
+        let v38: [[String: Any]] = [
+            ["job_id": 2, "array_job_id": 2, "array_task_id": NSNull(), "array_task_string": "2-4%2", "job_state": "PENDING"],
+            ["job_id": 4, "array_job_id": 2, "array_task_id": 1, "array_task_string": "", "job_state": "RUNNING"],
+            ["job_id": 7, "array_job_id": 0, "job_state": "COMPLETED"],
+        ]
+        #expect(try SlurmRESTClient.records(fromJobs: v38) == [
+            SlurmStateRecord(id: 2, tasks: [2, 3, 4], state: .pending), SlurmStateRecord(id: 2, tasks: [1], state: .running),
+            SlurmStateRecord(id: 7, tasks: nil, state: .completed),
+        ])
+        // v0.0.40+: {set, infinite, number} ids and job_state as a list of flags.
+        let v40: [[String: Any]] = [
+            ["job_id": 9, "array_job_id": ["set": true, "infinite": false, "number": 9],
+             "array_task_id": ["set": false, "infinite": false, "number": 0], "array_task_string": "0-1", "job_state": ["PENDING"]],
+            ["job_id": 11, "array_job_id": ["set": true, "infinite": false, "number": 9],
+             "array_task_id": ["set": true, "infinite": false, "number": 2], "job_state": ["FAILED", "REQUEUED"]],
+            ["job_id": 12, "array_job_id": ["set": true, "infinite": false, "number": 0], "job_state": ["CANCELLED"]],
+        ]
+        #expect(try SlurmRESTClient.records(fromJobs: v40) == [
+            SlurmStateRecord(id: 9, tasks: [0, 1], state: .pending), SlurmStateRecord(id: 9, tasks: [2], state: .failed),
+            SlurmStateRecord(id: 12, tasks: nil, state: .cancelled),
+        ])
+        #expect(throws: SlurmError.unreadableOutput(source: "slurmrestd", detail: "the response has no jobs list")) {
+            try SlurmRESTClient.records(fromJobs: nil)
+        }
+        #expect(SlurmRESTClient.integer(4_294_967_294) == nil)
+        #expect(SlurmRESTClient.integer(["set": true, "infinite": true, "number": 0]) == nil)
+    }
+
+    @Test func slurmErrorsAreReportedInTheirOwnWordsWithoutTheToken() throws {
+        let token = "eyJhbGciOiJIUzI1NiJ9.secret-part.signature"
+        let client = SlurmRESTClient(baseURL: "http://127.0.0.1:6820/", token: token, version: .v0_0_38, userName: "alice",
+                                     environment: ["PATH": "/bin", "SLURM_JWT": token, "COPY": "Bearer \(token)", "SLURM_CONF": "/c"])
+        #expect(client.baseURL == "http://127.0.0.1:6820")
+        #expect(client.jobEnvironment == ["PATH": "/bin", "SLURM_CONF": "/c"])
+        #expect(!client.description.contains(token) && !String(reflecting: client).contains(token))
+        var dumped = ""
+        dump(client, to: &dumped)
+        #expect(!dumped.contains(token))
+
+        // As 22.05 answered an over-limit array, and a server echoing the token back.
+        let rejected = Data(#"{"errors": [{"error_code": 2081, "error": "Invalid job array specification"}, {"error": "bad token \#(token)"}]}"#.utf8)
+        let error = #expect(throws: SlurmError.self) { try client.checked(.init(status: 500, body: Array(rejected)), operation: "slurmrestd job submission 'x'") }
+        #expect(error == .rejected(operation: "slurmrestd job submission 'x'", messages: ["Invalid job array specification (error 2081)", "bad token <token>"]))
+        #expect(error.map { !$0.description.contains(token) } == true)
+
+        let notFound = Data(#"{"errors": [{"description": "Unable to find JobId=999", "error_number": 2017, "error": "Invalid job id specified", "source": "slurm_load_job"}]}"#.utf8)
+        let entries = try #require(SlurmRESTClient.errorEntries(Array(notFound)))
+        #expect(SlurmRESTClient.message(of: entries[0]) == "Invalid job id specified: Unable to find JobId=999 (error 2017)")
+        #expect(SlurmRESTClient.isInvalidJobID(entries[0]))
+
+        #expect(throws: SlurmError.unauthorized(url: "http://127.0.0.1:6820", status: 401)) {
+            try client.checked(.init(status: 401, body: Array("Authentication failure".utf8)), operation: "ping")
+        }
+        // How 22.05 answered a ping with a forged token: slurmctld refused it, no reason given.
+        let forged = Data(#"{"errors": [{"description": "slurmctld config is unable to load", "error_number": -1, "error": "Unspecified error", "source": "slurm_load_ctl_conf"}]}"#.utf8)
+        let refused = #expect(throws: SlurmError.self) { try client.checked(.init(status: 500, body: Array(forged)), operation: "ping") }
+        #expect(refused == .unauthorized(url: "http://127.0.0.1:6820", status: 500))
+        #expect(refused?.description == "slurmctld behind http://127.0.0.1:6820 refused the request without a reason (HTTP 500), which is how slurmrestd 22.05 reports an invalid or expired token; get a new one with `scontrol token lifespan=SECONDS` and export it as SLURM_JWT")
+        #expect(throws: SlurmError.httpStatus(url: "http://127.0.0.1:6820/slurm/v0.0.38", status: 502)) {
+            try client.checked(.init(status: 502, body: []), operation: "ping")
+        }
+    }
+
+    @Test func refusedConnectionNamesTheURL() {
+        let token = "not-a-real-token-but-secret"
+        let error = #expect(throws: SlurmError.self) { try SlurmRESTClient.connect(baseURL: "http://127.0.0.1:9", token: token, userName: "root") }
+        #expect(error == .unreachable(url: "http://127.0.0.1:9", reason: "connection refused or host unreachable (is slurmrestd running?)"))
+        #expect(error.map { !$0.description.contains(token) && !$0.description.contains("\n") } == true)
+    }
+}
+
+/// A scripted client: each poll returns the next answer.
+final class ScriptedClient: SlurmClient, @unchecked Sendable {
+    private let lock = NSLock()
+    private var answers: [Result<[JobID: JobState], SlurmError>]
+    private(set) var polls = 0
+
+    init(_ answers: [Result<[JobID: JobState], SlurmError>]) { self.answers = answers }
+
+    func submit(_ request: SlurmJobRequest) throws(SlurmError) -> JobID { JobID(1) }
+    func cancel(_ job: JobID) throws(SlurmError) {}
+    func maxArraySize() throws(SlurmError) -> Int { 1001 }
+    func states(of jobs: [JobID]) throws(SlurmError) -> [JobID: JobState] {
+        let answer: Result<[JobID: JobState], SlurmError> = lock.withLock {
+            polls += 1
+            return answers.count > 1 ? answers.removeFirst() : answers[0]
+        }
+        return try answer.get()
+    }
+}
+
+final class SleepRecorder: @unchecked Sendable {
+    private let lock = NSLock()
+    private var recorded: [Duration] = []
+    var sleeps: [Duration] { lock.withLock { recorded } }
+    func record(_ duration: Duration) { lock.withLock { recorded.append(duration) } }
+}
+
+@Suite struct WaitUntilDoneTests {
+    let array = JobID(7)
+    func task(_ index: Int) -> JobID { JobID(7, task: index) }
+
+    @Test func backsOffExponentiallyUpToTheCapAndReportsTheLastStates() throws {
+        let running: [JobID: JobState] = [task(0): .running, task(1): .pending]
+        let done: [JobID: JobState] = [task(0): .completed, task(1): .failed]
+        let client = ScriptedClient(Array(repeating: .success(running), count: 7) + [.success(done)])
+        let recorder = SleepRecorder()
+        let final = try waitUntilDone(jobs: [array], client: client,
+                                      polling: SlurmPolling(initialInterval: .seconds(1), maximumInterval: .seconds(30), sleep: recorder.record))
+        #expect(final == done)
+        #expect(client.polls == 8)
+        #expect(recorder.sleeps == [1, 2, 4, 8, 16, 30, 30].map { Duration.seconds($0) })
+    }
+
+    @Test func aTaskGoneFromSlurmIsUnknownNotCompleted() throws {
+        let client = ScriptedClient([
+            .success([task(0): .running, task(1): .running]),
+            .success([task(1): .completed]),                // task 0 vanished
+            .success([array: .unknown]),                    // the whole array forgotten
+        ])
+        let final = try waitUntilDone(jobs: [array], client: client, polling: SlurmPolling(sleep: { _ in }))
+        #expect(final == [task(0): .unknown, task(1): .completed])
+        #expect(client.polls == 2)
+    }
+
+    @Test func aJobNeverSeenIsUnknownAtOnce() throws {
+        let client = ScriptedClient([.success([JobID(99): .unknown])])
+        #expect(try waitUntilDone(jobs: [JobID(99)], client: client, polling: SlurmPolling(sleep: { _ in })) == [JobID(99): .unknown])
+    }
+
+    @Test func toleratesAFewFailedPollsThenGivesUp() throws {
+        let flaky = ScriptedClient([
+            .failure(.commandFailed(command: "squeue", status: 1, message: "Socket timed out")),
+            .success([task(0): .completed]),
+        ])
+        #expect(try waitUntilDone(jobs: [array], client: flaky, polling: SlurmPolling(sleep: { _ in })) == [task(0): .completed])
+
+        let broken = ScriptedClient([.failure(.commandFailed(command: "squeue", status: 1, message: "Socket timed out"))])
+        #expect(throws: SlurmError.commandFailed(command: "squeue", status: 1, message: "Socket timed out")) {
+            try waitUntilDone(jobs: [array], client: broken, polling: SlurmPolling(toleratedFailures: 2, sleep: { _ in }))
+        }
+        #expect(broken.polls == 3)
+    }
+
+    @Test func timesOutNamingTheUnfinishedTasks() {
+        let client = ScriptedClient([.success([task(0): .completed, task(1): .running])])
+        #expect(throws: SlurmError.waitTimedOut(seconds: 10, unfinished: [task(1)])) {
+            try waitUntilDone(jobs: [array], client: client,
+                              polling: SlurmPolling(initialInterval: .seconds(2), timeout: .seconds(10), sleep: { _ in }))
+        }
+    }
+}
