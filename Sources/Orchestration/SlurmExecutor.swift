@@ -119,11 +119,17 @@ public struct SlurmExecutor<Client: SlurmClient> {
         return submission
     }
 
-    /// The worker command for the array script: `sctrial-worker`, or the same inside an image.
     func workerCommand(_ options: SlurmSubmitOptions, plan: Plan, run: RunDirectory) -> [String] {
-        guard let image = options.container else { return [worker] }
-        let input = URL(fileURLWithPath: plan.input.path).deletingLastPathComponent().path
-        return ["apptainer", "exec", "--bind", "\(run.path),\(input)", image, "sctrial-worker"]
+        Self.workerCommand(worker: worker, container: options.container, run: run.path, input: plan.input.path)
+    }
+
+    /// The worker command for the array script: `sctrial-worker`, or the image's own inside
+    /// `apptainer exec`, with the run directory and the input's directory bound at the same paths
+    /// (plan.json names them absolutely).
+    public static func workerCommand(worker: String, container: String?, run: String, input: String) -> [String] {
+        guard let image = container else { return [worker] }
+        let inputDirectory = URL(fileURLWithPath: input).deletingLastPathComponent().path
+        return ["apptainer", "exec", "--bind", "\(run),\(inputDirectory)", image, "sctrial-worker"]
     }
 
     /// Slurm resources from the options, else from the plan's estimates, corrected by what

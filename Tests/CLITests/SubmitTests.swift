@@ -69,6 +69,27 @@ enum LocalSlurm {
         #expect(try Data(contentsOf: URL(fileURLWithPath: run + "/results.csv")) == localTable(Self.de))
     }
 
+    @Test func aPilotShardSizesTheRest() throws {
+        try #require(Self.environment["SLURM_CONF"] != nil, "CI is set but the local Slurm is not running: use scripts/test.sh")
+        let run = temporaryRun()
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        #expect(try CLI.run(Self.de + ["--out", run, "--shards", "3"]).status == 0)
+        let submitted = try CLI.run(["submit", run, "--pilot", "--wait"])
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        #expect(submitted.stderr.contains("pilot: shard 0 submitted"))
+        let jobs = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run + "/slurm/jobs.json"))) as? [String: Any]
+        let submissions = jobs?["submissions"] as? [[String: Any]] ?? []
+        #expect(submissions.count == 2)
+        #expect((submissions.last?["arrays"] as? [[String: Any]])?.first?["shards"] as? [Int] == [1, 2])
+        // Sized from the pilot's marker: at least its peak RSS with headroom, never the 2 GB plan default.
+        let marker = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run + "/parts/00000.done"))) as? [String: Any]
+        let peak = marker?["peak_rss_bytes"] as? Int ?? 0
+        let script = try String(contentsOfFile: run + "/slurm/array-offset-1.sbatch", encoding: .utf8)
+        let mem = script.split(separator: "\n").first { $0.hasPrefix("#SBATCH --mem=") }.flatMap { Int($0.dropFirst(14).dropLast()) } ?? 0
+        #expect(mem >= peak / 1_000_000 && mem < 2000, "\(script)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: run + "/results.csv")) == localTable(Self.de))
+    }
+
     @Test func cancelStopsTheRunsJobs() throws {
         try #require(Self.environment["SLURM_CONF"] != nil, "CI is set but the local Slurm is not running: use scripts/test.sh")
         let run = temporaryRun()
