@@ -88,7 +88,7 @@ import Testing
         let request = try SlurmTemplate.shardArrayRequest(name: "sct-1a2b3c4d", run: "/scratch/my run", worker: command,
                                                           part: SlurmArrayPart(offset: 8, indices: .range(0...7)), throttle: 4)
         #expect(request.script.contains("#SBATCH --array=0-7%4"))
-        #expect(request.script.hasSuffix("exec apptainer exec --bind '/scratch/my run,/data/trial' /images/sctrial.sif sctrial-worker '/scratch/my run' --shard-offset 8"),
+        #expect(request.script.hasSuffix("\nexec apptainer exec --bind '/scratch/my run,/data/trial' /images/sctrial.sif sctrial-worker '/scratch/my run' --shard-offset 8\n"),
                 "\(request.script)")
         let plain = SlurmExecutor<SlurmCommandClient>.workerCommand(worker: "/opt/bin/sctrial-worker", container: nil, run: "/r", input: "/d/x.h5ad")
         #expect(plain == ["/opt/bin/sctrial-worker"])
