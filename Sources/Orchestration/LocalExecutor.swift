@@ -130,10 +130,22 @@ public struct LocalExecutor {
         posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_APPEND | O_CREAT, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        // Workers start with default signal handling and nothing blocked, whatever we inherited.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), defaults = sigset_t()
+        sigemptyset(&none)
+        sigemptyset(&defaults)
+        sigaddset(&defaults, SIGINT)
+        sigaddset(&defaults, SIGTERM)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var argv = arguments.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, workerPath, &actions, nil, &argv, environ)
+        let result = posix_spawn(&pid, workerPath, &actions, &attributes, &argv, environ)
         guard result == 0 else {
             throw OrchestrationError("\(workerPath): cannot start a worker: \(String(cString: strerror(result)))")
         }
@@ -147,6 +159,11 @@ public struct LocalExecutor {
         action.sa_flags = 0  // no SA_RESTART: waitpid returns EINTR so the loop can react
         var previous = sigaction()
         sigaction(signalNumber, &action, &previous)
+        // A parent may have blocked the signal (test runners, some job launchers): unblock it.
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        sigaddset(&unblock, signalNumber)
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
         return previous
     }
 

@@ -133,6 +133,35 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: run + "/parts").filter { $0.hasSuffix(".tmp") }.isEmpty)
     }
 
+    @Test func anInterruptedRunResumesWithOnlyTheMissingShards() throws {
+        let run = temporaryRun()
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        #expect(try CLI.run(["plan", "did", Self.trial, "--visits", "pre,post", "--by-celltype", "--bootstrap", "--axis", "features",
+                             "--shards", "17", "--out", run]).status == 0)
+        let runner = Process()
+        runner.executableURL = CLI.executable("sctrial-plan")
+        runner.arguments = ["run", run, "-j", "1"]
+        let err = Pipe()
+        runner.standardError = err
+        try runner.run()
+        // Interrupt once a shard or two are done (as Ctrl-C does).
+        let deadline = Date(timeIntervalSinceNow: 60)
+        while Date() < deadline, (try? FileManager.default.contentsOfDirectory(atPath: run + "/parts").filter { $0.hasSuffix(".done") }.count) ?? 0 < 2 {
+            usleep(20_000)
+        }
+        kill(runner.processIdentifier, SIGINT)
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        runner.waitUntilExit()
+        #expect(runner.terminationStatus == 130, "\(message)")
+        #expect(message.contains("interrupted with"), "\(message)")
+        let done = try FileManager.default.contentsOfDirectory(atPath: run + "/parts").filter { $0.hasSuffix(".done") }.count
+        #expect(done >= 2 && done < 17)
+        #expect(!FileManager.default.fileExists(atPath: run + "/results.csv"))
+        let resumed = try CLI.run(["run", run])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stderr.contains("running \(17 - done) of 17 shards (\(done) already done)"), "\(resumed.stderr)")
+    }
+
     @Test func twoWorkersOnOneShardGiveOneResult() throws {
         let run = temporaryRun()
         defer { try? FileManager.default.removeItem(atPath: run) }
