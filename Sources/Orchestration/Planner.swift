@@ -85,24 +85,27 @@ public enum Planner {
             // Costs in seconds. Reading: stored values at the rate measured above. Testing: a
             // test ranks the target's and the reference's values of one gene.
             let testCost = CostModel.deSecondsPerComparedCell / Double(max(1, request.threads))
-            let unitCosts: [Double]
-            let fixedCost: Double
+            let rawCosts: [Double]
+            let rawFixed: Double
             switch axis {
             case .perturbations:
-                unitCosts = design.targetRows.map { rows in
+                rawCosts = design.targetRows.map { rows in
                     let compared = Double(rows.count + (design.referenceRows == nil ? info.nRows - rows.count : referenceCells))
                     return Double(rows.count) * Double(info.nCols) * density / readRate + compared * Double(info.nCols) * testCost
                 }
-                fixedCost = design.referenceRows == nil
+                rawFixed = design.referenceRows == nil
                     ? Double(info.nnz) / readRate
                     : Double(referenceCells) * Double(info.nCols) * density / readRate
             default:
                 let perTarget = design.targetRows.reduce(0.0) { total, rows in
                     total + Double(rows.count + (design.referenceRows == nil ? info.nRows - rows.count : referenceCells))
                 }
-                unitCosts = Array(repeating: Double(info.nRows) * density / readRate + perTarget * testCost, count: genes.count)
-                fixedCost = 0
+                rawCosts = Array(repeating: Double(info.nRows) * density / readRate + perTarget * testCost, count: genes.count)
+                rawFixed = 0
             }
+            let correction = measuredCorrection(run, kind: .de)
+            let unitCosts = rawCosts.map { $0 * (correction?.ratio ?? 1) }
+            let fixedCost = rawFixed * (correction?.ratio ?? 1)
             let ranges = partition(unitCosts, fixedCost: fixedCost, request: request)
             let readPath: Plan.ReadPath
             switch axis {
@@ -122,7 +125,7 @@ public enum Planner {
             var plan = try makePlan(path: path, file: file, matrices: [matrixName], analysis: analysis, axis: axis,
                                     readPath: readPath, ranges: ranges, unitCosts: unitCosts, fixedCost: fixedCost,
                                     memory: memory, request: request)
-            let model = String(format: "read %.1fM stored values/s (measured on this file), test %.1f ns per compared cell × gene", readRate / 1e6, CostModel.deSecondsPerComparedCell * 1e9)
+            let model = String(format: "read %.1fM stored values/s (measured on this file), test %.1f ns per compared cell × gene", readRate / 1e6, CostModel.deSecondsPerComparedCell * 1e9) + (correction?.text ?? "")
             let description = "DE (\(parameters.metric.rawValue), reference \(design.referenceName)) on \(path): \(file.nObs) cells × \(file.nVars) genes, \(matrixName) \(info.format.rawValue) \(info.dtype.rawValue), \(info.nnz) stored values; \(design.targets.count) targets; log1p \(isLog1p)"
             if !dryRun {
                 try run.clearPreviousRun()
@@ -170,16 +173,18 @@ public enum Planner {
             let cells = Double(outline.cellsPerCelltype.reduce(0, +))
             let features = Double(outline.features.count)
             let units = Double(max(1, parameters.aggregate == .cell ? Int(cells) : outline.cellsPerCelltype.count * 64))
-            let unitCosts: [Double]
+            let rawCosts: [Double]
             switch axis {
             case .celltypes:
-                unitCosts = outline.cellsPerCelltype.map { n in
+                rawCosts = outline.cellsPerCelltype.map { n in
                     Double(n) * features * density / readRate + CostModel.didSecondsPerUnitFeature * units * features
                 }
             default:
                 let perFeature = cells * density / readRate + CostModel.didSecondsPerUnitFeature * units
-                unitCosts = Array(repeating: perFeature, count: outline.features.count)
+                rawCosts = Array(repeating: perFeature, count: outline.features.count)
             }
+            let correction = measuredCorrection(run, kind: .did)
+            let unitCosts = rawCosts.map { $0 * (correction?.ratio ?? 1) }
             let ranges = partition(unitCosts, fixedCost: 0, request: request)
             let readPath: Plan.ReadPath
             if !outline.readsMatrix {
@@ -199,7 +204,7 @@ public enum Planner {
             var plan = try makePlan(path: path, file: file, matrices: matrices, analysis: analysis, axis: axis,
                                     readPath: readPath, ranges: ranges, unitCosts: unitCosts, fixedCost: 0,
                                     memory: memory, request: request)
-            let model = String(format: "read %.1fM stored values/s (measured on this file), fit %.0f ns per unit × feature", readRate / 1e6, CostModel.didSecondsPerUnitFeature * 1e9)
+            let model = String(format: "read %.1fM stored values/s (measured on this file), fit %.0f ns per unit × feature", readRate / 1e6, CostModel.didSecondsPerUnitFeature * 1e9) + (correction?.text ?? "")
             let blocks = parameters.byCelltype ? ", \(outline.celltypes.count) cell types" : ""
             let description = "DiD on \(path): \(file.nObs) cells × \(file.nVars) genes, \(outline.matrixName) \(info.format.rawValue) \(info.dtype.rawValue), \(info.nnz) stored values; \(outline.features.count) features\(blocks)"
             if !dryRun {
@@ -227,6 +232,22 @@ public enum Planner {
     }
 
     // MARK: Shared
+
+    /// How the shards of the plan this directory held before measured against their estimates
+    /// (their done markers' seconds): planning the same kind of analysis again there scales the
+    /// cost model by it, so estimates and shard counts learn from real runs on this machine.
+    static func measuredCorrection(_ run: RunDirectory, kind: Plan.Analysis.Kind) -> (ratio: Double, text: String)? {
+        guard let previous = try? run.readPlan(), previous.analysis.kind == kind else { return nil }
+        let measured = previous.shards.compactMap { shard -> (Double, Double)? in
+            guard ShardWorker.isDone(previous, run: run, shard: shard.index),
+                  let marker = ShardMarker.read(run.markerURL(shard.index)) else { return nil }
+            return (marker.seconds, shard.estimatedSeconds)
+        }
+        let estimated = measured.reduce(0) { $0 + $1.1 }
+        guard !measured.isEmpty, estimated > 0 else { return nil }
+        let ratio = min(20, max(0.05, measured.reduce(0) { $0 + $1.0 } / estimated))
+        return (ratio, String(format: "; corrected ×%.2f by %d shards measured in this directory's previous run", ratio, measured.count))
+    }
 
     static func makePlan(path: String, file: AnnDataFile, matrices: [String], analysis: Plan.Analysis, axis: Plan.Axis,
                          readPath: Plan.ReadPath, ranges: [Range<Int>], unitCosts: [Double], fixedCost: Double,

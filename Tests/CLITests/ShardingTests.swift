@@ -57,6 +57,9 @@ import Testing
         let (_, text) = try planAndRun(["plan", "de", Self.deCounts, "--axis", "features", "--shards", "4"], run: run)
         #expect(text.contains("read path: column range of the staged gene-major copy"))
         #expect(FileManager.default.fileExists(atPath: run + "/staged/matrix.h5"))
+        // Planning again there learns from the shards' measured seconds.
+        let again = try CLI.run(["plan", "de", Self.deCounts, "--axis", "features", "--shards", "4", "--dry-run", "--out", run])
+        #expect(again.stdout.contains("shards measured in this directory's previous run"), "\(again.stdout)")
         let rows = try CLI.run(["plan", "de", Self.deCounts, "--axis", "perturbations", "--shards", "4", "--dry-run", "--out", run + "-dry"])
         #expect(rows.stdout.contains("read path: row subset of the input"))
         #expect(!FileManager.default.fileExists(atPath: run + "-dry"), "--dry-run writes nothing")
