@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages sctrial-plan builds against (skips what is already there).
 set -euo pipefail
-packages=(libhdf5-dev libopenblas-dev libcurl4-openssl-dev libssl-dev pkg-config)
+packages=(libhdf5-dev libopenblas-dev libcurl4-openssl-dev libssl-dev pkg-config python3 python3-yaml)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
