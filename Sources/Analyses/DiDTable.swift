@@ -129,8 +129,10 @@ public struct DiDOutline: Sendable {
     public var features: [String]
     /// The cell-type blocks (one nil entry for a plain did_table).
     public var celltypes: [String?]
-    /// Cells of each cell-type block at the two visits (the cost of fitting it).
-    public var cellsPerCelltype: [Int]
+    /// Rows (cells) of each cell-type block at the two visits, ascending: the cost of fitting it
+    /// and what a shard of that block reads.
+    public var rowsPerCelltype: [[Int]]
+    public var cellsPerCelltype: [Int] { rowsPerCelltype.map(\.count) }
     /// Whether any feature is a gene of the matrix (so a shard reads it).
     public var readsMatrix: Bool
     /// The matrix gene features are read from (the counts layer for log1p-CPM).
@@ -206,11 +208,11 @@ extension DiDAnalysis {
             do { _ = try analysis.design(celltype: parameters.celltype) } catch { throw AnalysisError("\(path): \(error.message)") }
         }
         let inVisits = resolved.obs.visit.map { parameters.visits.contains($0 ?? "") }
-        let cells = blocks.map { block in
-            inVisits.indices.filter { inVisits[$0] && (block == nil || resolved.obs.celltype?[$0] == block) }.count
+        let rows = blocks.map { block in
+            inVisits.indices.filter { inVisits[$0] && (block == nil || resolved.obs.celltype?[$0] == block) }
         }
         let readsMatrix = resolved.specs.contains { if case .gene = $0 { true } else { false } }
-        return DiDOutline(features: resolved.specs.map(\.name), celltypes: blocks, cellsPerCelltype: cells,
+        return DiDOutline(features: resolved.specs.map(\.name), celltypes: blocks, rowsPerCelltype: rows,
                           readsMatrix: readsMatrix, matrixName: parameters.log1pCPMFrom ?? parameters.layer ?? "X")
     }
 

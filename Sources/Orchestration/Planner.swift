@@ -75,7 +75,10 @@ public enum Planner {
             }
             let info = matrix.info
             let csr = info.format == .csr
-            let axis = request.axis ?? (csr && design.referenceRows != nil ? .perturbations : .features)
+            // Perturbation shards read their targets' and the reference's rows; a reference spread
+            // over the whole file makes each of them read it all, so genes are split instead.
+            let referenceCoverage = design.referenceRows.map { CostModel.rowCoverage($0, nRows: matrix.info.nRows) } ?? 1
+            let axis = request.axis ?? (csr && referenceCoverage <= CostModel.maximumRowSubsetCoverage ? .perturbations : .features)
             guard axis != .celltypes else {
                 throw OrchestrationError("--axis celltypes is for DiD --by-celltype; DE splits by perturbations or features")
             }
@@ -126,7 +129,8 @@ public enum Planner {
                                     readPath: readPath, ranges: ranges, unitCosts: unitCosts, fixedCost: fixedCost,
                                     memory: memory, request: request)
             let model = String(format: "read %.1fM stored values/s (measured on this file), test %.1f ns per compared cell × gene", readRate / 1e6, CostModel.deSecondsPerComparedCell * 1e9) + (correction?.text ?? "")
-            let description = "DE (\(parameters.metric.rawValue), reference \(design.referenceName)) on \(path): \(file.nObs) cells × \(file.nVars) genes, \(matrixName) \(info.format.rawValue) \(info.dtype.rawValue), \(info.nnz) stored values; \(design.targets.count) targets; log1p \(isLog1p)"
+            let spread = design.referenceRows == nil || !csr ? "" : String(format: " (reference cells touch %.0f%% of the file's row blocks)", referenceCoverage * 100)
+            let description = "DE (\(parameters.metric.rawValue), reference \(design.referenceName)) on \(path): \(file.nObs) cells × \(file.nVars) genes, \(matrixName) \(info.format.rawValue) \(info.dtype.rawValue), \(info.nnz) stored values; \(design.targets.count) targets\(spread); log1p \(isLog1p)"
             if !dryRun {
                 try run.clearPreviousRun()
                 try run.create()
@@ -161,7 +165,11 @@ public enum Planner {
             let file = try AnnDataFile(path: path)
             let info = try file.matrixInfo(outline.matrixName)
             let csr = info.format == .csr
-            let axis = request.axis ?? (parameters.byCelltype && csr && outline.celltypes.count > 1 ? .celltypes : .features)
+            // Cell-type shards read row subsets: worth it only when a cell type's cells sit
+            // together in the file; interleaved ones would make every shard read it all.
+            let celltypeCoverage = outline.rowsPerCelltype.map { CostModel.rowCoverage($0, nRows: info.nRows) }.max() ?? 1
+            let axis = request.axis ?? (parameters.byCelltype && csr && outline.celltypes.count > 1
+                                        && celltypeCoverage <= CostModel.maximumRowSubsetCoverage ? .celltypes : .features)
             switch axis {
             case .perturbations: throw OrchestrationError("--axis perturbations is for DE; DiD splits by features or celltypes")
             case .celltypes where !parameters.byCelltype:
@@ -205,7 +213,10 @@ public enum Planner {
                                     readPath: readPath, ranges: ranges, unitCosts: unitCosts, fixedCost: 0,
                                     memory: memory, request: request)
             let model = String(format: "read %.1fM stored values/s (measured on this file), fit %.0f ns per unit × feature", readRate / 1e6, CostModel.didSecondsPerUnitFeature * 1e9) + (correction?.text ?? "")
-            let blocks = parameters.byCelltype ? ", \(outline.celltypes.count) cell types" : ""
+            var blocks = parameters.byCelltype ? ", \(outline.celltypes.count) cell types" : ""
+            if parameters.byCelltype && csr {
+                blocks += String(format: " (their cells touch up to %.0f%% of the file's row blocks)", celltypeCoverage * 100)
+            }
             let description = "DiD on \(path): \(file.nObs) cells × \(file.nVars) genes, \(outline.matrixName) \(info.format.rawValue) \(info.dtype.rawValue), \(info.nnz) stored values; \(outline.features.count) features\(blocks)"
             if !dryRun {
                 try run.clearPreviousRun()
@@ -348,6 +359,24 @@ enum CostModel {
     static let deSecondsPerComparedCell = 4e-9
     /// DiD: seconds per pseudobulk unit per feature for the batched fit.
     static let didSecondsPerUnitFeature = 2e-7
+
+    /// Rows per block when judging how much of a file a row subset touches (the reader merges
+    /// nearby rows into one read, and HDF5 reads whole chunks).
+    static let rowBlock = 2048
+    /// Above this coverage a row-subset shard costs about a full pass.
+    static let maximumRowSubsetCoverage = 0.5
+
+    /// Fraction of `rowBlock`-row blocks holding at least one of `rows`.
+    static func rowCoverage(_ rows: [Int], nRows: Int) -> Double {
+        let blocks = max(1, (nRows + rowBlock - 1) / rowBlock)
+        var touched = 0
+        var last = -1
+        for row in rows where row / rowBlock != last {
+            last = row / rowBlock
+            touched += 1
+        }
+        return Double(touched) / Double(blocks)
+    }
 
     /// Values read to measure the read speed: enough to span a few HDF5 chunks.
     static let sampleValues = 5e5

@@ -82,7 +82,7 @@ import Testing
     @Test func missingShardsAreRefusedUnlessPartialIsAsked() throws {
         let run = temporaryRun()
         defer { try? FileManager.default.removeItem(atPath: run) }
-        #expect(try CLI.run(["plan", "de", Self.deCounts, "--shards", "3", "--out", run]).status == 0)
+        #expect(try CLI.run(["plan", "de", Self.deCounts, "--shards", "3", "--axis", "perturbations", "--out", run]).status == 0)
         #expect(try CLI.run([run, "--shard", "0"], executable: "sctrial-worker").status == 0)
         #expect(try CLI.run([run, "--shard", "2"], executable: "sctrial-worker").status == 0)
         let refused = try CLI.run(["reduce", run])
