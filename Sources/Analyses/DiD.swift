@@ -160,6 +160,20 @@ struct DiDUnits {
         cellCount = cellCount.indices.filter { keepUnit[$0] }.map { cellCount[$0] }
     }
 
+    /// The units of several blocks with disjoint cells as one set, block after block: one pass
+    /// over the matrix then aggregates every block. Only the aggregation fields are kept.
+    init(merging blocks: [DiDUnits]) {
+        unitOfCell = blocks.first?.unitOfCell.map { _ in Int32(-1) } ?? []
+        participantLevels = .observed
+        var offset: Int32 = 0
+        for block in blocks {
+            for (cell, unit) in block.unitOfCell.enumerated() where unit >= 0 { unitOfCell[cell] = offset + unit }
+            cellCount += block.cellCount
+            participant += block.participant
+            offset += Int32(block.count)
+        }
+    }
+
     /// Cells that belong to a unit, ascending: the rows a worker reads.
     var cells: [Int] { unitOfCell.indices.filter { unitOfCell[$0] >= 0 } }
 }

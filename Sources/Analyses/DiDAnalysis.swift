@@ -53,28 +53,60 @@ public struct DiDAnalysis {
         return Set((obs.celltype ?? []).compactMap { $0 }).sorted().map { Optional($0) }
     }
 
-    /// Fits every feature for one cell type (or all cells). Throws when the subset has no
-    /// paired participant (sctrial's ValueError/KeyError, which did_table_by_celltype skips).
-    func fit(features: [DiDFeature], celltype: String?, budget: ReadBudget) throws(AnalysisError) -> [DiDRow] {
-        let (units, design) = try design(celltype: celltype)
+    /// Fits every feature in each cell-type block (one nil block: all cells), reading the matrix
+    /// once for all blocks: their units are disjoint sets of cells, so one pass fills every
+    /// block's outcomes. A block without a paired participant (sctrial's ValueError/KeyError,
+    /// which did_table_by_celltype skips) gives its error instead of rows.
+    func fit(features: [DiDFeature], celltypes: [String?],
+             budget: ReadBudget) throws(AnalysisError) -> [(celltype: String?, rows: Result<[DiDRow], AnalysisError>)] {
+        var outcome: [(celltype: String?, rows: Result<[DiDRow], AnalysisError>)] = []
+        var fitted: [(index: Int, units: DiDUnits, design: DiDDesign)] = []
+        for celltype in celltypes {
+            do {
+                let (units, design) = try design(celltype: celltype)
+                fitted.append((outcome.count, units, design))
+                outcome.append((celltype, .success([])))
+            } catch {
+                outcome.append((celltype, .failure(error)))
+            }
+        }
+        guard !fitted.isEmpty else { return outcome }
+        let merged = DiDUnits(merging: fitted.map(\.units))
         let options = DiDOptions(standardize: parameters.standardize,
                                  bootstrap: parameters.bootstrap.map { DiDBootstrapOptions(draws: $0.draws, seed: $0.seed) })
-        var results = [DiDFeatureResult?](repeating: nil, count: features.count)
+        var results = [[DiDFeatureResult?]](repeating: [DiDFeatureResult?](repeating: nil, count: features.count), count: fitted.count)
+        var failed = [AnalysisError?](repeating: nil, count: fitted.count)
         // Features in chunks whose outcome matrix (units × chunk) fits the memory budget.
-        let chunk = max(1, min(features.count, budget.bytes / 8 / max(1, units.count)))
+        let chunk = max(1, min(features.count, budget.bytes / 8 / max(1, merged.count)))
         var start = 0
         while start < features.count {
             let range = start..<min(features.count, start + chunk)
-            let outcomes = try self.outcomes(Array(features[range]), units: units, budget: budget)
-            do {
-                let fitted = try FixedEffectsDiD.fit(design, outcomes: outcomes, featureCount: range.count, options: options)
-                for (offset, result) in fitted.enumerated() { results[range.lowerBound + offset] = result }
-            } catch {
-                throw AnalysisError("fit for cell type \(celltype ?? "all"): \(error)")
+            let all = try self.outcomes(Array(features[range]), units: merged, budget: budget)
+            var offset = 0
+            for (b, block) in fitted.enumerated() {
+                let u = block.units.count
+                defer { offset += u }
+                guard failed[b] == nil else { continue }
+                // Block b's rows of the merged units × chunk matrix, column by column.
+                var outcomes = [Double](repeating: 0, count: u * range.count)
+                for k in 0..<range.count {
+                    for unit in 0..<u { outcomes[k * u + unit] = all[k * merged.count + offset + unit] }
+                }
+                do {
+                    let values = try FixedEffectsDiD.fit(block.design, outcomes: outcomes, featureCount: range.count, options: options)
+                    for (position, result) in values.enumerated() { results[b][range.lowerBound + position] = result }
+                } catch {
+                    failed[b] = AnalysisError("fit for cell type \(outcome[block.index].celltype ?? "all"): \(error)")
+                }
             }
             start = range.upperBound
         }
-        return zip(features, results).map { DiDRow(feature: $0.name, celltype: celltype, result: $1!) }
+        for (b, block) in fitted.enumerated() {
+            let celltype = outcome[block.index].celltype
+            outcome[block.index].rows = failed[b].map { .failure($0) }
+                ?? .success(zip(features, results[b]).map { DiDRow(feature: $0.name, celltype: celltype, result: $1!) })
+        }
+        return outcome
     }
 
     /// The pseudobulk units and the regression design of one cell type (or all cells), from obs

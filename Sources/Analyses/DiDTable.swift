@@ -229,10 +229,10 @@ extension DiDAnalysis {
         if let range = selection.celltypes { blocks = Array(blocks[range]) }
         var rows: [DiDRow] = []
         var skipped: [(celltype: String, why: String)] = []
-        for celltype in blocks {
-            do {
-                rows += try analysis.fit(features: features, celltype: celltype, budget: budget)
-            } catch {
+        for (celltype, result) in try analysis.fit(features: features, celltypes: blocks, budget: budget) {
+            switch result {
+            case .success(let fitted): rows += fitted
+            case .failure(let error):
                 guard parameters.byCelltype, let celltype else { throw AnalysisError("\(path): \(error.message)") }
                 skipped.append((celltype, error.message))
             }
