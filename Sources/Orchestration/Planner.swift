@@ -125,23 +125,15 @@ public enum Planner {
             }
             let analysis = Plan.Analysis(kind: .de, de: .init(parameters: parameters, isLog1p: isLog1p, targets: design.targets,
                                                               referenceName: design.referenceName, genes: genes))
-            var plan = try makePlan(path: path, file: file, matrices: [matrixName], analysis: analysis, axis: axis,
+            let plan = try makePlan(path: path, file: file, matrices: [matrixName], analysis: analysis, axis: axis,
                                     readPath: readPath, ranges: ranges, unitCosts: unitCosts, fixedCost: fixedCost,
                                     memory: memory, request: request)
             let model = String(format: "read %.1fM stored values/s (measured on this file), test %.1f ns per compared cell × gene", readRate / 1e6, CostModel.deSecondsPerComparedCell * 1e9) + (correction?.text ?? "")
             let spread = design.referenceRows == nil || !csr ? "" : String(format: " (reference cells touch %.0f%% of the file's row blocks)", referenceCoverage * 100)
             let description = "DE (\(parameters.metric.rawValue), reference \(design.referenceName)) on \(path): \(file.nObs) cells × \(file.nVars) genes, \(matrixName) \(info.format.rawValue) \(info.dtype.rawValue), \(info.nnz) stored values; \(design.targets.count) targets\(spread); log1p \(isLog1p)"
-            if !dryRun {
-                try run.clearPreviousRun()
-                try run.create()
-                if readPath == .stagedColumns {
-                    plan.staged.matrix = try stage(matrix, run: run, progress: progress)
-                }
-                try run.write(plan)
+            return try finish(plan, run: run, dryRun: dryRun, description: description, model: model) { plan in
+                if readPath == .stagedColumns { plan.staged.matrix = try stage(matrix, run: run, progress: progress) }
             }
-            let text = summary(plan, description: description, model: model)
-            if !dryRun { try AtomicFile.write(Data(text.utf8), to: run.planTextURL) }
-            return PlannedRun(plan: plan, text: text)
         } catch let error as AnnDataError {
             throw AnalysisError(error)
         }
@@ -209,7 +201,7 @@ public enum Planner {
             var matrices = [outline.matrixName]
             if parameters.geneSets != nil { matrices.append(parameters.layer ?? "X") }
             let analysis = Plan.Analysis(kind: .did, did: .init(parameters: parameters, features: outline.features, celltypes: outline.celltypes))
-            var plan = try makePlan(path: path, file: file, matrices: matrices, analysis: analysis, axis: axis,
+            let plan = try makePlan(path: path, file: file, matrices: matrices, analysis: analysis, axis: axis,
                                     readPath: readPath, ranges: ranges, unitCosts: unitCosts, fixedCost: 0,
                                     memory: memory, request: request)
             let model = String(format: "read %.1fM stored values/s (measured on this file), fit %.0f ns per unit × feature", readRate / 1e6, CostModel.didSecondsPerUnitFeature * 1e9) + (correction?.text ?? "")
@@ -218,9 +210,7 @@ public enum Planner {
                 blocks += String(format: " (their cells touch up to %.0f%% of the file's row blocks)", celltypeCoverage * 100)
             }
             let description = "DiD on \(path): \(file.nObs) cells × \(file.nVars) genes, \(outline.matrixName) \(info.format.rawValue) \(info.dtype.rawValue), \(info.nnz) stored values; \(outline.features.count) features\(blocks)"
-            if !dryRun {
-                try run.clearPreviousRun()
-                try run.create()
+            return try finish(plan, run: run, dryRun: dryRun, description: description, model: model) { plan in
                 if readPath == .stagedColumns {
                     plan.staged.matrix = try stage(file.matrix(outline.matrixName), run: run, progress: progress)
                 }
@@ -232,17 +222,30 @@ public enum Planner {
                     plan.staged.librarySizes = "staged/library_sizes.f64"
                     try StagedVector.write(libraries, to: run.resolve("staged/library_sizes.f64"))
                 }
-                try run.write(plan)
             }
-            let text = summary(plan, description: description, model: model)
-            if !dryRun { try AtomicFile.write(Data(text.utf8), to: run.planTextURL) }
-            return PlannedRun(plan: plan, text: text)
         } catch let error as AnnDataError {
             throw AnalysisError(error)
         }
     }
 
     // MARK: Shared
+
+    /// Writes the run directory unless this is a dry run: the previous plan's output cleared,
+    /// `prepare` computes what the shards share into RUN/staged (recording it in the plan), then
+    /// plan.json and plan.txt.
+    static func finish(_ plan: Plan, run: RunDirectory, dryRun: Bool, description: String, model: String,
+                       prepare: (inout Plan) throws -> Void) throws -> PlannedRun {
+        var plan = plan
+        if !dryRun {
+            try run.clearPreviousRun()
+            try run.create()
+            try prepare(&plan)
+            try run.write(plan)
+        }
+        let text = summary(plan, description: description, model: model)
+        if !dryRun { try AtomicFile.write(Data(text.utf8), to: run.planTextURL) }
+        return PlannedRun(plan: plan, text: text)
+    }
 
     /// How the shards of the plan this directory held before measured against their estimates
     /// (their done markers' seconds): planning the same kind of analysis again there scales the
