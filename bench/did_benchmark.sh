@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-swift build -c release --product sctrial-plan >/dev/null
+swift build -c release >/dev/null   # sctrial-plan and the sctrial-worker its runs start
 bin="$(swift build -c release --show-bin-path)/sctrial-plan"
 venv=bench/.venv-did
 if [ ! -x "$venv/bin/python" ]; then

@@ -12,9 +12,10 @@ public struct LocalExecutor {
     public var memoryGB: Double?
     /// Attempts after the first for a shard that failed temporarily.
     public var retries = 3
-    public var workerPath: String
+    /// The worker executable; found beside this one when nil (a one-shard plan needs none).
+    public var workerPath: String?
 
-    public init(jobs: Int, threads: Int? = nil, memoryGB: Double? = nil, workerPath: String) {
+    public init(jobs: Int, threads: Int? = nil, memoryGB: Double? = nil, workerPath: String? = nil) {
         self.jobs = max(1, jobs)
         self.threads = threads
         self.memoryGB = memoryGB
@@ -48,6 +49,7 @@ public struct LocalExecutor {
         if pending.isEmpty { return .complete(ran: 0) }
         progress.start(total: total, done: done)
         if total == 1 { return try runInProcess(run, progress: progress) }
+        let workerPath = try self.workerPath ?? Self.findWorker()
         stopRequested = 0
         let previous = (installStopHandler(SIGINT), installStopHandler(SIGTERM))
         defer { restoreHandler(SIGINT, previous.0); restoreHandler(SIGTERM, previous.1) }
@@ -60,7 +62,7 @@ public struct LocalExecutor {
         while !pending.isEmpty || !running.isEmpty {
             while stopRequested == 0, running.count < jobs, let shard = pending.popLast() {
                 attempts[shard, default: 0] += 1
-                running[try spawn(run, shard: shard, attempt: attempts[shard]!)] = shard
+                running[try spawn(run, shard: shard, attempt: attempts[shard]!, workerPath: workerPath)] = shard
             }
             if running.isEmpty { break }
             var status: Int32 = 0
@@ -113,7 +115,7 @@ public struct LocalExecutor {
     }
 
     /// Starts one worker with stdout and stderr appended to the shard's log.
-    private func spawn(_ run: RunDirectory, shard: Int, attempt: Int) throws -> pid_t {
+    private func spawn(_ run: RunDirectory, shard: Int, attempt: Int, workerPath: String) throws -> pid_t {
         let log = run.logURL(shard).path
         let header = "== \(ISO8601DateFormatter().string(from: Date())) attempt \(attempt): \(workerPath) \(run.path) --shard \(shard)\n"
         let fd = open(log, O_WRONLY | O_APPEND | O_CREAT, 0o644)

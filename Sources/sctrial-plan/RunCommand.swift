@@ -41,7 +41,7 @@ struct RunCommand: ParsableCommand {
             let plan = try run.readPlan()
             let perWorker = threads ?? plan.resources.threads
             let workers = jobs ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, perWorker))
-            let executor = LocalExecutor(jobs: workers, threads: threads, memoryGB: memory, workerPath: try LocalExecutor.findWorker())
+            let executor = LocalExecutor(jobs: workers, threads: threads, memoryGB: memory)
             switch try executor.run(run, progress: ProgressLine()) {
             case .complete:
                 return try Reducer.reduce(run)
