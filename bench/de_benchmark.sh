@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-if ! build_log="$(swift build -c release --product sctrial-plan 2>&1)"; then
+if ! build_log="$(swift build -c release 2>&1)"; then
   printf '%s\n' "$build_log" | tail -20 >&2
   echo "error: swift build failed" >&2
   exit 1
