@@ -1,5 +1,7 @@
 import Analyses
+import Dispatch
 import Foundation
+import Synchronization
 import Stats
 
 /// `summary.json`, written with the results.
@@ -123,40 +125,78 @@ public enum Reducer {
         // pdex's order is target-major, genes in var order. Perturbation shards hold whole
         // targets; feature shards hold every target over their genes, so a target's row is
         // pieced together from each part's stretch.
-        var order: [(part: Int, record: Int)] = []
-        order.reserveCapacity(parts.reduce(0) { $0 + $1.rows })
-        switch plan.axis {
-        case .features:
-            let widths = shards.map { plan.shards[$0].units.count }
-            for target in de.targets.indices {
-                for (p, width) in widths.enumerated() {
-                    for g in 0..<width { order.append((p, target * width + g)) }
+        let order: [(part: Int, record: Int)] = {
+            var order: [(part: Int, record: Int)] = []
+            order.reserveCapacity(parts.reduce(0) { $0 + $1.rows })
+            switch plan.axis {
+            case .features:
+                let widths = shards.map { plan.shards[$0].units.count }
+                for target in de.targets.indices {
+                    for (p, width) in widths.enumerated() {
+                        for g in 0..<width { order.append((p, target * width + g)) }
+                    }
                 }
+            default:
+                for (p, part) in parts.enumerated() { for r in 0..<part.rows { order.append((p, r)) } }
             }
-        default:
-            for (p, part) in parts.enumerated() { for r in 0..<part.rows { order.append((p, r)) } }
-        }
+            return order
+        }()
         let pValues = order.map { parts[$0.part].pValue($0.record) }
         let fdr = try BenjaminiHochberg.scipy(pValues)
+        let targets = de.targets.map { Array(CSVText.field($0).utf8) }
+        let reference = Array(CSVText.field(de.referenceName).utf8)
+        let genes = de.genes.map { Array(CSVText.field($0).utf8) }
+        // Lines are formatted in chunks on every core, then written in order.
+        let chunkRows = 1 << 16
+        let lanes = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let chunkCount = (order.count + chunkRows - 1) / chunkRows
         try AtomicFile.stream(to: output) { writer in
             try writer.append(DETable.columns.joined(separator: ",") + "\n")
-            let targets = de.targets.map(CSVText.field)
-            let reference = CSVText.field(de.referenceName)
-            let genes = de.genes.map(CSVText.field)
-            var line = ""
-            for (position, entry) in order.enumerated() {
-                let record = parts[entry.part].record(entry.record)
-                line.removeAll(keepingCapacity: true)
-                line += targets[record.target]; line += ","
-                line += reference; line += ","
-                line += genes[record.gene]; line += ","
-                for value in record.values { line += CSVText.number(value); line += "," }
-                line += CSVText.number(fdr[position]); line += "\n"
-                try writer.append(line)
+            for round in stride(from: 0, to: chunkCount, by: lanes) {
+                let chunks = round..<min(chunkCount, round + lanes)
+                let formatted = Mutex([[UInt8]](repeating: [], count: chunks.count))
+                DispatchQueue.concurrentPerform(iterations: chunks.count) { lane in
+                    let chunk = chunks.lowerBound + lane
+                    var line = CSVLineBuffer()
+                    for position in (chunk * chunkRows)..<min(order.count, (chunk + 1) * chunkRows) {
+                        let entry = order[position]
+                        let record = parts[entry.part].record(entry.record)
+                        line.append(targets[record.target]); line.append(UInt8(ascii: ","))
+                        line.append(reference); line.append(UInt8(ascii: ","))
+                        line.append(genes[record.gene]); line.append(UInt8(ascii: ","))
+                        let v = record.values
+                        for value in [v.targetMean, v.referenceMean, v.percentChange, v.foldChange, v.pValue, v.statistic, fdr[position]] {
+                            line.number(value)
+                            line.append(UInt8(ascii: ","))
+                        }
+                        line.bytes[line.bytes.count - 1] = UInt8(ascii: "\n")
+                    }
+                    formatted.withLock { $0[lane] = line.bytes }
+                }
+                for bytes in formatted.withLock({ $0 }) { try writer.append(bytes: bytes) }
             }
         }
         return RunSummary(runID: plan.runID, results: output.lastPathComponent, rows: order.count, fdrColumn: "fdr",
                           discoveriesAt005: fdr.filter { $0 < 0.05 }.count, discoveriesAt01: fdr.filter { $0 < 0.1 }.count,
                           missingShards: [], partial: false, shards: [])
     }
+}
+
+/// A CSV line buffer: bytes appended directly, numbers formatted by `CSVText.number`'s rule
+/// without an intermediate String per value.
+struct CSVLineBuffer: TextOutputStream {
+    var bytes: [UInt8] = []
+
+    mutating func append(_ byte: UInt8) { bytes.append(byte) }
+    mutating func append(_ field: [UInt8]) { bytes.append(contentsOf: field) }
+
+    /// `CSVText.number`: empty for NaN, `inf`/`-inf`, else Swift's shortest round-trip form
+    /// (`Double.write(to:)`, what `"\(value)"` prints).
+    mutating func number(_ value: Double) {
+        if value.isNaN { return }
+        value.write(to: &self)
+    }
+
+    mutating func write(_ string: String) { bytes.append(contentsOf: string.utf8) }
+    mutating func _writeASCII(_ buffer: UnsafeBufferPointer<UInt8>) { bytes.append(contentsOf: buffer) }
 }
