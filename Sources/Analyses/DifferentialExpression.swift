@@ -181,6 +181,8 @@ private struct GeneWorker {
     /// Group boundaries in `flat` (targets, then the reference).
     var offsets: [Int]
     var cursors: [Int]
+    /// Each stored entry's group (scratch for `distribute`).
+    var entryGroups: [Int32] = []
     var flat: [Double] = []
     /// One-vs-rest: the values outside the current target.
     var rest: [Double] = []
@@ -188,11 +190,14 @@ private struct GeneWorker {
     /// Anderson-Darling's O(N) constants for each pooled size met (groups have few sizes).
     var standardizations: [Int: AndersonDarling.Standardization] = [:]
     let foldChange: FoldChange
+    /// Cells in each target (read per target and gene, so kept contiguous).
+    let targetSizes: [Int]
 
     init(engine: DifferentialExpression, targets: [Int], groupOfRow: [Int32]) {
         self.engine = engine
         self.targets = targets
         self.groupOfRow = groupOfRow
+        targetSizes = targets.map { engine.design.targetRows[$0].count }
         offsets = [Int](repeating: 0, count: targets.count + 2)
         cursors = offsets
         // The clip value was validated when the plan was made.
@@ -201,23 +206,7 @@ private struct GeneWorker {
 
     /// Tests every target on one gene's stored entries; `emit(k, values)` receives target k's row.
     mutating func compare(rows: ArraySlice<Int32>, values: ArraySlice<Double>, emit: (Int, DEValues) -> Void) {
-        // Counting sort of the gene's entries by group into one flat buffer, in row order within
-        // a group; group k's values are flat[offsets[k]..<offsets[k + 1]].
-        for k in offsets.indices { offsets[k] = 0 }
-        for row in rows {
-            let group = groupOfRow[Int(row)]
-            if group >= 0 { offsets[Int(group) + 1] += 1 }
-        }
-        for k in 1..<offsets.count { offsets[k] += offsets[k - 1] }
-        let stored = offsets[offsets.count - 1]
-        if flat.count < stored { flat = [Double](repeating: 0, count: max(stored, 2 * flat.count)) }
-        for k in cursors.indices { cursors[k] = offsets[k] }
-        for (row, value) in zip(rows, values) {
-            let group = Int(groupOfRow[Int(row)])
-            guard group >= 0 else { continue }
-            flat[cursors[group]] = value
-            cursors[group] += 1
-        }
+        distribute(rows: rows, values: values)
         let design = engine.design
         var flat = self.flat
         self.flat = []
@@ -234,7 +223,7 @@ private struct GeneWorker {
                 let summary: ReferenceSummary = engine.parameters.metric == .tTest
                     ? .moments(reference.moments()) : .sorted(reference.sortInPlace())
                 for k in targets.indices {
-                    let target = Group(values: bucket(k), size: design.targetRows[targets[k]].count)
+                    let target = Group(values: bucket(k), size: targetSizes[k])
                     emit(k, row(target: target, reference: summary, referenceMean: referenceMean))
                 }
                 return
@@ -251,12 +240,49 @@ private struct GeneWorker {
                         scratch[kept] = value
                         kept += 1
                     }
-                    let size = design.targetRows[targets[k]].count
+                    let size = targetSizes[k]
                     let rest = Group(values: UnsafeMutableBufferPointer(rebasing: scratch[..<kept]), size: design.cellCount - size)
                     let referenceMean = mean(rest)
                     let summary: ReferenceSummary = engine.parameters.metric == .tTest
                         ? .moments(rest.moments()) : .sorted(rest.sortInPlace())
                     emit(k, row(target: Group(values: bucket(k), size: size), reference: summary, referenceMean: referenceMean))
+                }
+            }
+        }
+    }
+
+    /// Counting sort of a gene's entries by group into `flat`, in row order within a group:
+    /// group k's values are flat[offsets[k]..<offsets[k + 1]]. Each entry's group is looked up
+    /// once (the lookups miss cache) and kept for the second pass.
+    private mutating func distribute(rows: ArraySlice<Int32>, values: ArraySlice<Double>) {
+        if entryGroups.count < rows.count { entryGroups = [Int32](repeating: 0, count: max(rows.count, 2 * entryGroups.count)) }
+        if flat.count < rows.count { flat = [Double](repeating: 0, count: max(rows.count, 2 * flat.count)) }
+        let groupOfRow = self.groupOfRow
+        offsets.withUnsafeMutableBufferPointer { offsets in
+            entryGroups.withUnsafeMutableBufferPointer { entryGroups in
+                for k in offsets.indices { offsets[k] = 0 }
+                groupOfRow.withUnsafeBufferPointer { groupOfRow in
+                    for (i, row) in rows.enumerated() {
+                        let group = groupOfRow[Int(row)]
+                        entryGroups[i] = group
+                        offsets[Int(group) + 1] += 1  // group −1 (not in play) counts in slot 0
+                    }
+                }
+                // Slot 0 held the entries not in play; group k starts after groups 0..<k.
+                offsets[0] = 0
+                for k in 1..<offsets.count { offsets[k] += offsets[k - 1] }
+                cursors.withUnsafeMutableBufferPointer { cursors in
+                    for k in cursors.indices { cursors[k] = offsets[k] }
+                    flat.withUnsafeMutableBufferPointer { flat in
+                        values.withUnsafeBufferPointer { values in
+                            for i in values.indices {
+                                let group = Int(entryGroups[i])
+                                guard group >= 0 else { continue }
+                                flat[cursors[group]] = values[i]
+                                cursors[group] += 1
+                            }
+                        }
+                    }
                 }
             }
         }

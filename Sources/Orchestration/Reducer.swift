@@ -146,34 +146,51 @@ public enum Reducer {
         let targets = de.targets.map { Array(CSVText.field($0).utf8) }
         let reference = Array(CSVText.field(de.referenceName).utf8)
         let genes = de.genes.map { Array(CSVText.field($0).utf8) }
-        // Lines are formatted in chunks on every core, then written in order.
+        // Lines are formatted in chunks on every core, a round of chunks at a time, while the
+        // previous round is written (writing and its sha256 are serial).
         let chunkRows = 1 << 16
         let lanes = max(1, ProcessInfo.processInfo.activeProcessorCount)
         let chunkCount = (order.count + chunkRows - 1) / chunkRows
+        let rounds = (chunkCount + lanes - 1) / lanes
+        let format = { @Sendable (round: Int) -> [[UInt8]] in
+            let chunks = (round * lanes)..<min(chunkCount, (round + 1) * lanes)
+            let formatted = Mutex([[UInt8]](repeating: [], count: chunks.count))
+            DispatchQueue.concurrentPerform(iterations: chunks.count) { lane in
+                let chunk = chunks.lowerBound + lane
+                var line = CSVLineBuffer()
+                for position in (chunk * chunkRows)..<min(order.count, (chunk + 1) * chunkRows) {
+                    let entry = order[position]
+                    let record = parts[entry.part].record(entry.record)
+                    line.append(targets[record.target]); line.append(UInt8(ascii: ","))
+                    line.append(reference); line.append(UInt8(ascii: ","))
+                    line.append(genes[record.gene]); line.append(UInt8(ascii: ","))
+                    let v = record.values
+                    for value in [v.targetMean, v.referenceMean, v.percentChange, v.foldChange, v.pValue, v.statistic, fdr[position]] {
+                        line.number(value)
+                        line.append(UInt8(ascii: ","))
+                    }
+                    line.bytes[line.bytes.count - 1] = UInt8(ascii: "\n")
+                }
+                formatted.withLock { $0[lane] = line.bytes }
+            }
+            return formatted.withLock { $0 }
+        }
         try AtomicFile.stream(to: output) { writer in
             try writer.append(DETable.columns.joined(separator: ",") + "\n")
-            for round in stride(from: 0, to: chunkCount, by: lanes) {
-                let chunks = round..<min(chunkCount, round + lanes)
-                let formatted = Mutex([[UInt8]](repeating: [], count: chunks.count))
-                DispatchQueue.concurrentPerform(iterations: chunks.count) { lane in
-                    let chunk = chunks.lowerBound + lane
-                    var line = CSVLineBuffer()
-                    for position in (chunk * chunkRows)..<min(order.count, (chunk + 1) * chunkRows) {
-                        let entry = order[position]
-                        let record = parts[entry.part].record(entry.record)
-                        line.append(targets[record.target]); line.append(UInt8(ascii: ","))
-                        line.append(reference); line.append(UInt8(ascii: ","))
-                        line.append(genes[record.gene]); line.append(UInt8(ascii: ","))
-                        let v = record.values
-                        for value in [v.targetMean, v.referenceMean, v.percentChange, v.foldChange, v.pValue, v.statistic, fdr[position]] {
-                            line.number(value)
-                            line.append(UInt8(ascii: ","))
-                        }
-                        line.bytes[line.bytes.count - 1] = UInt8(ascii: "\n")
+            try writer.flush()
+            var ready = rounds > 0 ? format(0) : []
+            for round in 0..<rounds {
+                let next = Mutex<[[UInt8]]>([])
+                let group = DispatchGroup()
+                if round + 1 < rounds {
+                    DispatchQueue.global().async(group: group) {
+                        let formatted = format(round + 1)
+                        next.withLock { $0 = formatted }
                     }
-                    formatted.withLock { $0[lane] = line.bytes }
                 }
-                for bytes in formatted.withLock({ $0 }) { try writer.append(bytes: bytes) }
+                for bytes in ready { try bytes.withUnsafeBytes { try writer.write($0) } }
+                group.wait()
+                ready = next.withLock { $0 }
             }
         }
         return RunSummary(runID: plan.runID, results: output.lastPathComponent, rows: order.count, fdrColumn: "fdr",

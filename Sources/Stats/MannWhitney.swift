@@ -88,7 +88,21 @@ public struct SortedSpan {
             }
         }
         var sorted = UnsafeMutableBufferPointer(rebasing: buffer[..<kept])
-        sorted.sort()
+        if sorted.count <= 24 {
+            // Insertion sort: most groups (a perturbation's cells expressing a gene) are this
+            // small, and the library sort's set-up dominates for them.
+            for i in sorted.indices.dropFirst() {
+                let value = sorted[i]
+                var j = i
+                while j > 0 && value < sorted[j - 1] {
+                    sorted[j] = sorted[j - 1]
+                    j -= 1
+                }
+                sorted[j] = value
+            }
+        } else {
+            sorted.sort()
+        }
         let values = UnsafeBufferPointer(sorted)
         self.init(values: values, zeroCount: zeroCount, nanCount: buffer.count - kept,
                   ties: TieStructure(values, zeroCount: zeroCount))
