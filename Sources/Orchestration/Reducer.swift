@@ -158,6 +158,7 @@ public enum Reducer {
             DispatchQueue.concurrentPerform(iterations: chunks.count) { lane in
                 let chunk = chunks.lowerBound + lane
                 var line = CSVLineBuffer()
+                line.bytes.reserveCapacity(chunkRows * 160)
                 for position in (chunk * chunkRows)..<min(order.count, (chunk + 1) * chunkRows) {
                     let entry = order[position]
                     let record = parts[entry.part].record(entry.record)
@@ -165,11 +166,15 @@ public enum Reducer {
                     line.append(reference); line.append(UInt8(ascii: ","))
                     line.append(genes[record.gene]); line.append(UInt8(ascii: ","))
                     let v = record.values
-                    for value in [v.targetMean, v.referenceMean, v.percentChange, v.foldChange, v.pValue, v.statistic, fdr[position]] {
-                        line.number(value)
+                    // Means and FDRs repeat (a target's mean takes few values, a gene's reference
+                    // mean is the same for every target, BH has plateaus): those go through the cache.
+                    line.number(v.targetMean, cached: true); line.append(UInt8(ascii: ","))
+                    line.number(v.referenceMean, cached: true); line.append(UInt8(ascii: ","))
+                    for value in [v.percentChange, v.foldChange, v.pValue, v.statistic] {
+                        line.number(value, cached: false)
                         line.append(UInt8(ascii: ","))
                     }
-                    line.bytes[line.bytes.count - 1] = UInt8(ascii: "\n")
+                    line.number(fdr[position], cached: true); line.append(UInt8(ascii: "\n"))
                 }
                 formatted.withLock { $0[lane] = line.bytes }
             }
@@ -200,18 +205,39 @@ public enum Reducer {
 }
 
 /// A CSV line buffer: bytes appended directly, numbers formatted by `CSVText.number`'s rule
-/// without an intermediate String per value.
+/// without an intermediate String per value, and repeated numbers copied from a cache.
 struct CSVLineBuffer: TextOutputStream {
     var bytes: [UInt8] = []
+    /// Direct-mapped by bit pattern: `cacheKeys[slot]` (a NaN pattern when empty: NaN is never
+    /// cached) and its text in `cacheText[slot * slotBytes...]`, `cacheLengths[slot]` long.
+    private var cacheKeys = [UInt64](repeating: 0x7FF8_0000_0000_0001, count: 1 << cacheBits)
+    private var cacheLengths = [UInt8](repeating: 0, count: 1 << cacheBits)
+    private var cacheText = [UInt8](repeating: 0, count: (1 << cacheBits) * slotBytes)
+    private static let cacheBits = 15
+    private static let slotBytes = 32
 
     mutating func append(_ byte: UInt8) { bytes.append(byte) }
     mutating func append(_ field: [UInt8]) { bytes.append(contentsOf: field) }
 
     /// `CSVText.number`: empty for NaN, `inf`/`-inf`, else Swift's shortest round-trip form
     /// (`Double.write(to:)`, what `"\(value)"` prints).
-    mutating func number(_ value: Double) {
+    mutating func number(_ value: Double, cached: Bool) {
         if value.isNaN { return }
+        guard cached else { value.write(to: &self); return }
+        let key = value.bitPattern
+        let slot = Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> (64 - UInt64(Self.cacheBits)))
+        let base = slot * Self.slotBytes
+        if cacheKeys[slot] == key {
+            cacheText.withUnsafeBufferPointer { bytes.append(contentsOf: $0[base..<(base + Int(cacheLengths[slot]))]) }
+            return
+        }
+        let start = bytes.count
         value.write(to: &self)
+        let length = bytes.count - start
+        guard length <= Self.slotBytes else { return }
+        cacheKeys[slot] = key
+        cacheLengths[slot] = UInt8(length)
+        for i in 0..<length { cacheText[base + i] = bytes[start + i] }
     }
 
     mutating func write(_ string: String) { bytes.append(contentsOf: string.utf8) }
