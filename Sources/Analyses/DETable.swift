@@ -1,4 +1,5 @@
 import AnnData
+import Dispatch
 import Foundation
 import Stats
 
@@ -102,19 +103,36 @@ extension DifferentialExpression {
             let targets = Array(targetRange)
             let rowsInPlay = design.rowsInPlay(targets: targets)
             // The gene-major copy of the cells in play holds ~28 bytes per non-zero while it is
-            // built; past the budget, genes go in windows (each re-reads the rows in play).
+            // built; past the budget, genes go in windows (each re-reads the rows in play), and
+            // the next window is gathered while this one is tested, so a window then gets
+            // 40 bytes per non-zero (12 held for testing, 28 gathering).
             let entries = try estimatedEntries(original, rows: rowsInPlay) * max(1, genes.count) / max(1, file.nVars)
-            let windows = max(1, min(genes.count, Int((Double(entries) * 28 / Double(gatherBudget)).rounded(.up))))
-            let width = max(1, (genes.count + windows - 1) / windows)
+            let needed = { (bytesPerEntry: Double) in
+                max(1, min(genes.count, Int((Double(entries) * bytesPerEntry / Double(gatherBudget)).rounded(.up))))
+            }
+            let windowCount = needed(28) == 1 ? 1 : needed(40)
+            let width = max(1, (genes.count + windowCount - 1) / windowCount)
+            let windows = stride(from: genes.lowerBound, to: genes.upperBound, by: width).map { $0..<min(genes.upperBound, $0 + width) }
             // Each window's results go straight to their place in pdex's order (target-major,
             // genes in var order across windows).
             let rows = try [DEValues](unsafeUninitializedCapacity: targets.count * genes.count) { buffer, initialized in
-                guard !targets.isEmpty else { return }
-                for start in stride(from: genes.lowerBound, to: genes.upperBound, by: width) {
-                    let window = start..<min(genes.upperBound, start + width)
-                    let slab = try matrix.gatherColumns(rows: rowsInPlay, columns: window)
-                    engine.test(targets: targets, slab: slab, threads: threads,
-                                into: UnsafeMutableBufferPointer(rebasing: buffer[(start - genes.lowerBound)...]), rowStride: genes.count)
+                guard !targets.isEmpty, let first = windows.first else { return }
+                nonisolated(unsafe) let output = buffer
+                var slab = try matrix.gatherColumns(rows: rowsInPlay, columns: first)
+                for (i, window) in windows.enumerated() {
+                    // Window i is tested in the background while this thread (the file's only
+                    // reader, and one malloc arena for the big arrays) gathers window i + 1.
+                    let testing = DispatchGroup()
+                    let tested = slab
+                    DispatchQueue.global().async(group: testing) {
+                        engine.test(targets: targets, slab: tested, threads: threads,
+                                    into: UnsafeMutableBufferPointer(rebasing: output[(window.lowerBound - genes.lowerBound)...]),
+                                    rowStride: genes.count)
+                    }
+                    let next = i + 1 < windows.count
+                        ? Result { () throws(AnnDataError) in try matrix.gatherColumns(rows: rowsInPlay, columns: windows[i + 1]) } : nil
+                    testing.wait()
+                    if let next { slab = try next.get() }
                 }
                 initialized = buffer.count
             }
