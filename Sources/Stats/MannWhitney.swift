@@ -87,25 +87,56 @@ public struct SortedSpan {
                 i += 1
             }
         }
-        var sorted = UnsafeMutableBufferPointer(rebasing: buffer[..<kept])
-        if sorted.count <= 24 {
-            // Insertion sort: most groups (a perturbation's cells expressing a gene) are this
-            // small, and the library sort's set-up dominates for them.
-            for i in sorted.indices.dropFirst() {
-                let value = sorted[i]
-                var j = i
-                while j > 0 && value < sorted[j - 1] {
-                    sorted[j] = sorted[j - 1]
-                    j -= 1
-                }
-                sorted[j] = value
-            }
-        } else {
-            sorted.sort()
-        }
+        let sorted = UnsafeMutableBufferPointer(rebasing: buffer[..<kept])
+        Self.sort(sorted)
         let values = UnsafeBufferPointer(sorted)
         self.init(values: values, zeroCount: zeroCount, nanCount: buffer.count - kept,
                   ties: TieStructure(values, zeroCount: zeroCount))
+    }
+
+    /// Sorts ascending in place (no NaN): quicksort with insertion sort for short ranges, which
+    /// beats the library's merge sort (and its buffer) on the many small groups a DE run sorts;
+    /// past a recursion depth of 2·log₂(n) the library sort takes over, bounding the worst case.
+    static func sort(_ values: UnsafeMutableBufferPointer<Double>) {
+        var depth = 2 * (Int.bitWidth - values.count.leadingZeroBitCount)
+        var range = values
+        while range.count > 24 {
+            if depth == 0 {
+                range.sort()
+                return
+            }
+            depth -= 1
+            // Hoare partition around the median of three: equal values split evenly.
+            let last = range.count - 1
+            let a = range[0], b = range[last / 2], c = range[last]
+            let pivot = max(min(a, b), min(max(a, b), c))
+            var i = -1, j = range.count
+            while true {
+                repeat { i += 1 } while range[i] < pivot
+                repeat { j -= 1 } while range[j] > pivot
+                if i >= j { break }
+                range.swapAt(i, j)
+            }
+            let left = UnsafeMutableBufferPointer(rebasing: range[...j])
+            let right = UnsafeMutableBufferPointer(rebasing: range[(j + 1)...])
+            // Recurse into the smaller side, loop on the larger.
+            if left.count < right.count {
+                sort(left)
+                range = right
+            } else {
+                sort(right)
+                range = left
+            }
+        }
+        for i in range.indices.dropFirst() {
+            let value = range[i]
+            var j = i
+            while j > 0 && value < range[j - 1] {
+                range[j] = range[j - 1]
+                j -= 1
+            }
+            range[j] = value
+        }
     }
 
     /// Where the zeros sort and the sample's own ties.
