@@ -117,11 +117,14 @@ public struct DifferentialExpression: Sendable {
         return profile
     }
 
-    /// Rows for `targets` (indices into `design.targets`) × `genes` (a gene window), in pdex's
-    /// order: target-major, genes in var order. `slab` holds the window gathered column-major
-    /// over at least the rows in play. Genes run on `threads` threads.
-    public func rows(targets: [Int], slab: SparseSlab, threads: Int) -> [DERow] {
+    /// Tests `targets` (indices into `design.targets`) × the genes of `slab` (a gene window,
+    /// gathered column-major over at least the rows in play), writing target k's result for the
+    /// window's g-th gene to `output[k * rowStride + g]`: pdex's target-major order when `output`
+    /// starts at the window's first gene of a shard `rowStride` genes wide. Genes run on `threads`
+    /// threads.
+    func test(targets: [Int], slab: SparseSlab, threads: Int, into output: UnsafeMutableBufferPointer<DEValues>, rowStride: Int) {
         let genes = slab.majorIDs
+        precondition(targets.isEmpty || (targets.count - 1) * rowStride + genes.count <= output.count, "output too small")
         let groupOfRow: [Int32] = {
             var groups = [Int32](repeating: -1, count: design.cellCount)
             for (k, target) in targets.enumerated() {
@@ -132,145 +135,230 @@ public struct DifferentialExpression: Sendable {
             }
             return groups
         }()
-        let perGene = targets.count
-        var results = [DERow](repeating: DERow(target: "", reference: "", feature: "", targetMean: .nan, referenceMean: .nan,
-                                               percentChange: .nan, foldChange: .nan, pValue: .nan, statistic: .nan),
-                              count: perGene * genes.count)
         // `threads` workers, each taking every threads-th gene: costs per gene vary (sparsity), so
         // interleaving balances them without a shared queue.
         let workers = max(1, min(threads, genes.count))
-        results.withUnsafeMutableBufferPointer { buffer in
-            nonisolated(unsafe) let output = buffer
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
-                var worker = GeneWorker(engine: self, targets: targets, groupOfRow: groupOfRow)
-                for g in stride(from: w, to: genes.count, by: workers) {
-                    let range = slab.indptr[g]..<slab.indptr[g + 1]
-                    let rows = worker.compare(gene: genes[g], rows: slab.indices[range], values: slab.values[range])
-                    for (k, row) in rows.enumerated() { output[k * genes.count + g] = row }
+        nonisolated(unsafe) let output = output
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            var worker = GeneWorker(engine: self, targets: targets, groupOfRow: groupOfRow)
+            for g in stride(from: w, to: genes.count, by: workers) {
+                let range = slab.indptr[g]..<slab.indptr[g + 1]
+                worker.compare(rows: slab.indices[range], values: slab.values[range]) { k, values in
+                    output[k * rowStride + g] = values
                 }
             }
         }
-        return results
     }
 }
 
-/// Per-thread scratch for one gene at a time.
+/// The numbers of one output row, in pdex's column order (names come from the design; FDR is
+/// added over the whole table at the end).
+public struct DEValues: Sendable {
+    public var targetMean: Double
+    public var referenceMean: Double
+    public var percentChange: Double
+    public var foldChange: Double
+    public var pValue: Double
+    public var statistic: Double
+
+    public init(targetMean: Double, referenceMean: Double, percentChange: Double, foldChange: Double, pValue: Double,
+                statistic: Double) {
+        self.targetMean = targetMean
+        self.referenceMean = referenceMean
+        self.percentChange = percentChange
+        self.foldChange = foldChange
+        self.pValue = pValue
+        self.statistic = statistic
+    }
+}
+
+/// Per-thread scratch for one gene at a time. Each group's values are sorted in place in one
+/// flat buffer, so a gene costs no allocation however many targets it is tested for.
 private struct GeneWorker {
     let engine: DifferentialExpression
     let targets: [Int]
     let groupOfRow: [Int32]
     /// Group boundaries in `flat` (targets, then the reference).
     var offsets: [Int]
+    var cursors: [Int]
+    /// Each stored entry's group (scratch for `distribute`).
+    var entryGroups: [Int32] = []
     var flat: [Double] = []
+    /// One-vs-rest: the values outside the current target.
+    var rest: [Double] = []
     var exactNull = MannWhitneyExactNull()
+    /// Anderson-Darling's O(N) constants for each pooled size met (groups have few sizes).
+    var standardizations: [Int: AndersonDarling.Standardization] = [:]
     let foldChange: FoldChange
+    /// Cells in each target (read per target and gene, so kept contiguous).
+    let targetSizes: [Int]
 
     init(engine: DifferentialExpression, targets: [Int], groupOfRow: [Int32]) {
         self.engine = engine
         self.targets = targets
         self.groupOfRow = groupOfRow
+        targetSizes = targets.map { engine.design.targetRows[$0].count }
         offsets = [Int](repeating: 0, count: targets.count + 2)
+        cursors = offsets
         // The clip value was validated when the plan was made.
         foldChange = (try? FoldChange(clip: engine.parameters.clipValue)) ?? (try! FoldChange(clip: nil))
     }
 
-    mutating func compare(gene: Int, rows: ArraySlice<Int32>, values: ArraySlice<Double>) -> [DERow] {
-        // Counting sort of the gene's entries by group into one flat buffer (no per-group arrays
-        // to grow); group k's values are flat[offsets[k]..<offsets[k + 1]].
-        for k in offsets.indices { offsets[k] = 0 }
-        for row in rows {
-            let group = groupOfRow[Int(row)]
-            if group >= 0 { offsets[Int(group) + 1] += 1 }
-        }
-        for k in 1..<offsets.count { offsets[k] += offsets[k - 1] }
-        flat.removeAll(keepingCapacity: true)
-        flat.append(contentsOf: repeatElement(0, count: offsets[offsets.count - 1]))
-        var next = Array(offsets.dropLast())
-        for (row, value) in zip(rows, values) {
-            let group = Int(groupOfRow[Int(row)])
-            guard group >= 0 else { continue }
-            flat[next[group]] = value
-            next[group] += 1
-        }
-        func bucket(_ k: Int) -> [Double] { Array(flat[offsets[k]..<offsets[k + 1]]) }
+    /// Tests every target on one gene's stored entries; `emit(k, values)` receives target k's row.
+    mutating func compare(rows: ArraySlice<Int32>, values: ArraySlice<Double>, emit: (Int, DEValues) -> Void) {
+        distribute(rows: rows, values: values)
         let design = engine.design
-        let feature = engine.geneNames[gene]
-        if let referenceRows = design.referenceRows {
-            let reference = Group(values: bucket(targets.count), size: referenceRows.count)
-            let sortedReference = engine.parameters.metric == .tTest ? nil : reference.sorted()
-            // The reference is the same for every target: its mean is computed once per gene.
-            let referenceMean = reference.mean(log1p: engine.isLog1p, expAfterMean: engine.parameters.expPostAggregation)
-            return targets.indices.map { k in
-                let target = Group(values: bucket(k), size: design.targetRows[targets[k]].count)
-                return row(target: target, reference: reference, sortedReference: sortedReference, referenceMean: referenceMean,
-                           name: design.targets[targets[k]], feature: feature)
+        var flat = self.flat
+        self.flat = []
+        defer { self.flat = flat }
+        flat.withUnsafeMutableBufferPointer { flat in
+            func bucket(_ k: Int) -> UnsafeMutableBufferPointer<Double> {
+                UnsafeMutableBufferPointer(rebasing: flat[offsets[k]..<offsets[k + 1]])
+            }
+            if let referenceRows = design.referenceRows {
+                // The reference is the same for every target: its mean, moments or sorted values
+                // are computed once per gene.
+                let reference = Group(values: bucket(targets.count), size: referenceRows.count)
+                let referenceMean = mean(reference)
+                let summary: ReferenceSummary = engine.parameters.metric == .tTest
+                    ? .moments(reference.moments()) : .sorted(reference.sortInPlace())
+                for k in targets.indices {
+                    let target = Group(values: bucket(k), size: targetSizes[k])
+                    emit(k, row(target: target, reference: summary, referenceMean: referenceMean))
+                }
+                return
+            }
+            // One-vs-rest: the rest is every cell outside the target, in row order.
+            if rest.count < values.count { rest = [Double](repeating: 0, count: values.count) }
+            var restScratch = self.rest
+            self.rest = []
+            defer { self.rest = restScratch }
+            restScratch.withUnsafeMutableBufferPointer { scratch in
+                for k in targets.indices {
+                    var kept = 0
+                    for (row, value) in zip(rows, values) where groupOfRow[Int(row)] != Int32(k) {
+                        scratch[kept] = value
+                        kept += 1
+                    }
+                    let size = targetSizes[k]
+                    let rest = Group(values: UnsafeMutableBufferPointer(rebasing: scratch[..<kept]), size: design.cellCount - size)
+                    let referenceMean = mean(rest)
+                    let summary: ReferenceSummary = engine.parameters.metric == .tTest
+                        ? .moments(rest.moments()) : .sorted(rest.sortInPlace())
+                    emit(k, row(target: Group(values: bucket(k), size: size), reference: summary, referenceMean: referenceMean))
+                }
             }
         }
-        // One-vs-rest: the rest is every cell outside the target.
-        let allValues = Array(values)
-        return targets.indices.map { k in
-            let size = design.targetRows[targets[k]].count
-            let rest = Group(values: restValues(all: allValues, rows: rows, target: k), size: design.cellCount - size)
-            return row(target: Group(values: bucket(k), size: size), reference: rest, sortedReference: nil,
-                       name: design.targets[targets[k]], feature: feature)
+    }
+
+    /// Counting sort of a gene's entries by group into `flat`, in row order within a group:
+    /// group k's values are flat[offsets[k]..<offsets[k + 1]]. Each entry's group is looked up
+    /// once (the lookups miss cache) and kept for the second pass.
+    private mutating func distribute(rows: ArraySlice<Int32>, values: ArraySlice<Double>) {
+        if entryGroups.count < rows.count { entryGroups = [Int32](repeating: 0, count: max(rows.count, 2 * entryGroups.count)) }
+        if flat.count < rows.count { flat = [Double](repeating: 0, count: max(rows.count, 2 * flat.count)) }
+        let groupOfRow = self.groupOfRow
+        offsets.withUnsafeMutableBufferPointer { offsets in
+            entryGroups.withUnsafeMutableBufferPointer { entryGroups in
+                for k in offsets.indices { offsets[k] = 0 }
+                groupOfRow.withUnsafeBufferPointer { groupOfRow in
+                    for (i, row) in rows.enumerated() {
+                        let group = groupOfRow[Int(row)]
+                        entryGroups[i] = group
+                        offsets[Int(group) + 1] += 1  // group −1 (not in play) counts in slot 0
+                    }
+                }
+                // Slot 0 held the entries not in play; group k starts after groups 0..<k.
+                offsets[0] = 0
+                for k in 1..<offsets.count { offsets[k] += offsets[k - 1] }
+                cursors.withUnsafeMutableBufferPointer { cursors in
+                    for k in cursors.indices { cursors[k] = offsets[k] }
+                    flat.withUnsafeMutableBufferPointer { flat in
+                        values.withUnsafeBufferPointer { values in
+                            for i in values.indices {
+                                let group = Int(entryGroups[i])
+                                guard group >= 0 else { continue }
+                                flat[cursors[group]] = values[i]
+                                cursors[group] += 1
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 
-    private func restValues(all: [Double], rows: ArraySlice<Int32>, target: Int) -> [Double] {
-        var rest: [Double] = []
-        rest.reserveCapacity(all.count)
-        for (row, value) in zip(rows, all) where groupOfRow[Int(row)] != Int32(target) { rest.append(value) }
-        return rest
+    /// What a test needs of the reference group.
+    private enum ReferenceSummary {
+        case sorted(SortedSpan)
+        case moments(SampleMoments)
     }
 
-    private mutating func row(target: Group, reference: Group, sortedReference: SortedSample?, referenceMean known: Double? = nil,
-                              name: String, feature: String) -> DERow {
+    private func mean(_ group: Group) -> Double {
+        group.mean(log1p: engine.isLog1p, expAfterMean: engine.parameters.expPostAggregation)
+    }
+
+    /// One target's row. Sorts the target's values in place (after taking their mean, whose
+    /// summation order is the rows').
+    private mutating func row(target: Group, reference: ReferenceSummary, referenceMean: Double) -> DEValues {
         let parameters = engine.parameters
-        let targetMean = target.mean(log1p: engine.isLog1p, expAfterMean: parameters.expPostAggregation)
-        let referenceMean = known ?? reference.mean(log1p: engine.isLog1p, expAfterMean: parameters.expPostAggregation)
+        let targetMean = mean(target)
         var statistic = Double.nan
         var p = Double.nan
-        switch parameters.metric {
-        case .wilcoxon:
-            let result = MannWhitney.test(target.sorted(), sortedReference ?? reference.sorted(),
+        switch (parameters.metric, reference) {
+        case (.wilcoxon, .sorted(let sortedReference)):
+            let result = MannWhitney.test(target.sortInPlace(), sortedReference,
                                           useContinuity: parameters.continuityCorrection, exactNull: &exactNull)
             (statistic, p) = (result.statistic, result.pValue)
-        case .anderson:
+        case (.anderson, .sorted(let sortedReference)):
             // scipy raises ValueError (all values equal) → pdex reports (p 1, NaN); N = 2, where pdex
             // itself crashes, is reported the same way.
-            if let result = try? AndersonDarling.test(target.sorted(), sortedReference ?? reference.sorted()) {
+            let sortedTarget = target.sortInPlace()
+            let total = sortedTarget.count + sortedReference.count
+            if let result = try? AndersonDarling.test(sortedTarget, sortedReference, standardization: standardization(total)) {
                 (statistic, p) = (result.statistic, result.pValue)
             }
-        case .tTest:
-            let result = StudentT.pooledTest(target.moments(), reference.moments())
+        case (.tTest, .moments(let referenceMoments)):
+            let result = StudentT.pooledTest(target.moments(), referenceMoments)
             (statistic, p) = (result.statistic, result.pValue)
+        default:
+            preconditionFailure("reference summarised for another metric")
         }
-        return DERow(target: name, reference: engine.design.referenceName, feature: feature,
-                     targetMean: targetMean, referenceMean: referenceMean,
-                     percentChange: FoldChange.percentChange(target: targetMean, reference: referenceMean),
-                     foldChange: foldChange.foldChange(target: targetMean, reference: referenceMean),
-                     pValue: p.isNaN ? 1 : p, statistic: statistic)
+        return DEValues(targetMean: targetMean, referenceMean: referenceMean,
+                        percentChange: FoldChange.percentChange(target: targetMean, reference: referenceMean),
+                        foldChange: foldChange.foldChange(target: targetMean, reference: referenceMean),
+                        pValue: p.isNaN ? 1 : p, statistic: statistic)
+    }
+
+    /// The cached constants for pooled size `total` (nil below 3, where the test fails anyway).
+    private mutating func standardization(_ total: Int) -> AndersonDarling.Standardization? {
+        if let known = standardizations[total] { return known }
+        let made = try? AndersonDarling.Standardization(totalCount: total)
+        if let made { standardizations[total] = made }
+        return made
     }
 }
 
-/// A group's explicit (non-zero) values of one gene and its size; the rest are zeros.
+/// A group's explicit (non-zero) values of one gene, in scratch storage, and its size; the rest
+/// are zeros.
 private struct Group {
-    let values: [Double]
+    let values: UnsafeMutableBufferPointer<Double>
     let size: Int
 
     var zeroCount: Int { size - values.count }
 
-    func sorted() -> SortedSample {
+    /// Sorts the values in place: take the mean and moments first.
+    func sortInPlace() -> SortedSpan {
         // Sizes come from the design, so the zero count is never negative.
-        try! SortedSample(values, zeroCount: zeroCount)
+        SortedSpan(sortingInPlace: values, zeroCount: zeroCount)
     }
 
     func moments() -> SampleMoments {
-        SampleMoments(values).merged(with: SampleMoments(count: zeroCount, mean: 0, m2: 0))
+        SampleMoments(UnsafeBufferPointer(values)).merged(with: SampleMoments(count: zeroCount, mean: 0, m2: 0))
     }
 
     /// pdex `_sample_mean`: mean, expm1 of the mean, or mean of expm1 (expm1(0) = 0, so zeros
-    /// stay zeros). Empty group → NaN.
+    /// stay zeros), summed in row order. Empty group → NaN.
     func mean(log1p: Bool, expAfterMean: Bool) -> Double {
         guard size > 0 else { return .nan }
         if log1p && !expAfterMean {

@@ -20,18 +20,31 @@ extension MatrixReader {
         for k in 0..<window.count { indptr[k + 1] += indptr[k] }
         let total = indptr[window.count]
         var next = indptr
-        var sortedRows = [Int32](repeating: 0, count: total)
-        var sortedValues = [Double](repeating: 0, count: total)
-        for case .sparse(let s) in slabs {
-            for (k, major) in s.majorIDs.enumerated() {
-                for position in s.indptr[k]..<s.indptr[k + 1] {
-                    let (row, column) = s.axis == .rows ? (Int32(major), Int(s.indices[position])) : (s.indices[position], major)
-                    let slot = column - window.lowerBound
-                    sortedRows[next[slot]] = row
-                    sortedValues[next[slot]] = s.values[position]
-                    next[slot] += 1
+        // Every slot is written exactly once, so the arrays start uninitialised (no zero-filling
+        // pass over what can be gigabytes).
+        var sortedValues: [Double] = []
+        let sortedRows = [Int32](unsafeUninitializedCapacity: total) { rowsOut, rowsWritten in
+            sortedValues = [Double](unsafeUninitializedCapacity: total) { valuesOut, valuesWritten in
+                next.withUnsafeMutableBufferPointer { next in
+                    for case .sparse(let s) in slabs {
+                        s.indices.withUnsafeBufferPointer { indices in
+                            s.values.withUnsafeBufferPointer { values in
+                                for (k, major) in s.majorIDs.enumerated() {
+                                    for position in s.indptr[k]..<s.indptr[k + 1] {
+                                        let (row, column) = s.axis == .rows ? (Int32(major), Int(indices[position])) : (indices[position], major)
+                                        let slot = column - window.lowerBound
+                                        rowsOut[next[slot]] = row
+                                        valuesOut[next[slot]] = values[position]
+                                        next[slot] += 1
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
+                valuesWritten = total
             }
+            rowsWritten = total
         }
         return SparseSlab(axis: .columns, majorIDs: Array(window), indptr: indptr, indices: sortedRows, values: sortedValues)
     }

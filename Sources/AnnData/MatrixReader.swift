@@ -132,6 +132,11 @@ struct SparseMajorWalk: SlabWalk {
 
     private func major(_ k: Int) -> Int { majors?[k] ?? k }
 
+    /// A run's indices and raw stored values when a window or filter drops most of them, reused
+    /// from block to block: fresh arrays each block would be zero-filled by the kernel each time.
+    private let scratchIndices = ScratchBuffer()
+    private let scratchValues = ScratchBuffer()
+
     mutating func next() throws(AnnDataError) -> Slab? {
         guard cursor < majorCount else { return nil }
         // Take majors until the entries to hold reach the budget (at least one major).
@@ -151,7 +156,7 @@ struct SparseMajorWalk: SlabWalk {
     }
 
     /// Every index must fall inside the matrix: a tight min/max pass, then the culprit if any.
-    private func checkIndices(_ run: [Int32], firstEntry: Int) throws(AnnDataError) {
+    private func checkIndices(_ run: UnsafeBufferPointer<Int32>, firstEntry: Int) throws(AnnDataError) {
         var smallest = Int32.max
         var largest = Int32.min
         for value in run {
@@ -165,14 +170,63 @@ struct SparseMajorWalk: SlabWalk {
                                  "entry \(firstEntry + position) is \(run[position]), outside 0..<\(minorCount)")
     }
 
+    /// Reads one run (majors `run`, entries start..<start+count) into the scratch buffers and
+    /// appends the entries inside the minor window / filter, widening only those to Double.
+    private func readFiltered(_ run: ClosedRange<Int>, start: Int, count: Int, ids: inout [Int], indptr outIndptr: inout [Int],
+                                       indices outIndices: inout [Int32], values outValues: inout [Double]) throws(AnnDataError) {
+        guard count > 0 else {
+            for j in run {
+                ids.append(major(j))
+                outIndptr.append(outIndices.count)
+            }
+            return
+        }
+        let dtype = matrix.info.dtype
+        let rawIndices = scratchIndices.reserve(bytes: count * 4)
+        let rawValues = scratchValues.reserve(bytes: count * dtype.byteSize)
+        try indices.read(into: rawIndices, type: Int32.h5Type, start: [start], count: [count])
+        let runIndices = UnsafeBufferPointer(start: rawIndices.assumingMemoryBound(to: Int32.self), count: count)
+        try checkIndices(runIndices, firstEntry: start)
+        func keep<T: H5NativeType>(_: T.Type, _ convert: (T) -> Double) throws(AnnDataError) {
+            try data.read(into: rawValues, type: T.h5Type, start: [start], count: [count])
+            let stride = MemoryLayout<T>.stride
+            for j in run {
+                let m = major(j)
+                for position in (indptr[m] - start)..<(indptr[m + 1] - start) {
+                    let minor = Int(runIndices[position])
+                    if let minorWindow, !minorWindow.contains(minor) { continue }
+                    if let minorFilter, !minorFilter[minor] { continue }
+                    outIndices.append(runIndices[position])
+                    outValues.append(convert(rawValues.load(fromByteOffset: position * stride, as: T.self)))
+                }
+                ids.append(m)
+                outIndptr.append(outIndices.count)
+            }
+        }
+        switch dtype {
+        case .float64: try keep(Double.self) { $0 }
+        case .float32: try keep(Float.self) { Double($0) }
+        case .int8: try keep(Int8.self) { Double($0) }
+        case .int16: try keep(Int16.self) { Double($0) }
+        case .int32: try keep(Int32.self) { Double($0) }
+        case .int64: try keep(Int64.self) { Double($0) }
+        case .uint8, .bool: try keep(UInt8.self) { Double($0) }
+        case .uint16: try keep(UInt16.self) { Double($0) }
+        case .uint32: try keep(UInt32.self) { Double($0) }
+        case .uint64: try keep(UInt64.self) { Double($0) }
+        }
+    }
+
     private func readMajors(_ range: Range<Int>, entries: Int) throws(AnnDataError) -> SparseSlab {
         var outIndptr = [Int]()
         outIndptr.reserveCapacity(range.count + 1)
         outIndptr.append(0)
         var outIndices = [Int32]()
         var outValues = [Double]()
-        outIndices.reserveCapacity(entries)
-        outValues.reserveCapacity(entries)
+        // A column window of a CSR block keeps about its share of the entries.
+        let expected = minorWindow.map { entries * $0.count / max(1, matrix.info.minorCount) + entries / 64 + 64 } ?? entries
+        outIndices.reserveCapacity(min(entries, expected))
+        outValues.reserveCapacity(min(entries, expected))
         var ids = [Int]()
         ids.reserveCapacity(range.count)
 
@@ -186,17 +240,23 @@ struct SparseMajorWalk: SlabWalk {
             }
             let start = indptr[major(k)]
             let stop = indptr[major(last) + 1]
+            if minorWindow != nil || minorFilter != nil {
+                try readFiltered(k...last, start: start, count: stop - start, ids: &ids, indptr: &outIndptr,
+                                 indices: &outIndices, values: &outValues)
+                k = last + 1
+                continue
+            }
             let runIndices: [Int32] = try indices.read(as: Int32.self, start: [start], count: [stop - start])
             let runValues = try data.readDoubles(matrix.info.dtype, start: [start], count: [stop - start])
-            try checkIndices(runIndices, firstEntry: start)
+            try runIndices.withUnsafeBufferPointer { (run) throws(AnnDataError) in try checkIndices(run, firstEntry: start) }
             let contiguous = indptr[major(last) + 1] - indptr[major(k)] == (k...last).reduce(0) { $0 + indptr[major($1) + 1] - indptr[major($1)] }
-            if minorWindow == nil && minorFilter == nil && contiguous && k == range.lowerBound && last == range.upperBound - 1 {
+            if contiguous && k == range.lowerBound && last == range.upperBound - 1 {
                 // A full pass: the block is one run with nothing to filter; hand the arrays over.
                 return SparseSlab(axis: axis, majorIDs: (k...last).map(major),
                                   indptr: (k...last + 1).map { $0 == last + 1 ? stop - start : indptr[major($0)] - start },
                                   indices: runIndices, values: runValues)
             }
-            if minorWindow == nil && minorFilter == nil && contiguous {
+            if contiguous {
                 // The run is exactly its majors' entries: copy it whole.
                 for j in k...last {
                     ids.append(major(j))
@@ -204,7 +264,7 @@ struct SparseMajorWalk: SlabWalk {
                 }
                 outIndices.append(contentsOf: runIndices)
                 outValues.append(contentsOf: runValues)
-            } else if minorWindow == nil && minorFilter == nil {
+            } else {
                 // A row subset with gaps read through: copy each selected row's entries whole.
                 for j in k...last {
                     let m = major(j)
@@ -214,24 +274,29 @@ struct SparseMajorWalk: SlabWalk {
                     ids.append(m)
                     outIndptr.append(outIndices.count)
                 }
-            } else {
-                for j in k...last {
-                    let m = major(j)
-                    for position in (indptr[m] - start)..<(indptr[m + 1] - start) {
-                        let minor = Int(runIndices[position])
-                        if let minorWindow, !minorWindow.contains(minor) { continue }
-                        if let minorFilter, !minorFilter[minor] { continue }
-                        outIndices.append(runIndices[position])
-                        outValues.append(runValues[position])
-                    }
-                    ids.append(m)
-                    outIndptr.append(outIndices.count)
-                }
             }
             k = last + 1
         }
         return SparseSlab(axis: axis, majorIDs: ids, indptr: outIndptr, indices: outIndices, values: outValues)
     }
+}
+
+/// Raw memory reused from block to block (grown, never shrunk; freed with its owner).
+final class ScratchBuffer {
+    private var pointer: UnsafeMutableRawPointer?
+    private var capacity = 0
+
+    /// At least `bytes` bytes, 8-byte aligned; the contents are undefined.
+    func reserve(bytes: Int) -> UnsafeMutableRawPointer {
+        if bytes > capacity || pointer == nil {
+            pointer?.deallocate()
+            capacity = max(bytes, 2 * capacity, 64)
+            pointer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
+        }
+        return pointer!
+    }
+
+    deinit { pointer?.deallocate() }
 }
 
 /// Walks a dense element in row blocks (aligned to the chunk rows, so each compressed chunk is

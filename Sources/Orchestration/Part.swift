@@ -140,25 +140,36 @@ enum DiDPart {
 /// DE rows in and out of parts: fixed-size records read in place from a mapped file.
 enum DEPart {
     static func write(_ result: DEShardResult, shard: Int, into writer: inout AtomicFile.Writer) throws {
-        var out = BinaryEncoder()
-        out.header(kind: PartFormat.deKind, shard: shard, rows: result.rows.count)
+        var header = BinaryEncoder()
+        header.header(kind: PartFormat.deKind, shard: shard, rows: result.rows.count)
+        try writer.append(bytes: header.bytes)
+        // Records are stored straight into a reused 1 MiB buffer (no per-row arrays).
+        let perChunk = (1 << 20) / PartFormat.deRecordSize
+        var chunk = [UInt8](repeating: 0, count: perChunk * PartFormat.deRecordSize)
         var position = 0
+        var filled = 0
         for target in result.targets {
             for gene in result.genes {
                 let row = result.rows[position]
                 position += 1
-                out.append(Int32(target))
-                out.append(Int32(gene))
-                for value in [row.targetMean, row.referenceMean, row.percentChange, row.foldChange, row.pValue, row.statistic] {
-                    out.append(value)
+                chunk.withUnsafeMutableBytes { raw in
+                    let base = filled * PartFormat.deRecordSize
+                    raw.storeBytes(of: Int32(target).littleEndian, toByteOffset: base, as: Int32.self)
+                    raw.storeBytes(of: Int32(gene).littleEndian, toByteOffset: base + 4, as: Int32.self)
+                    func store(_ value: Double, _ i: Int) {
+                        raw.storeBytes(of: value.bitPattern.littleEndian, toByteOffset: base + 8 + 8 * i, as: UInt64.self)
+                    }
+                    store(row.targetMean, 0); store(row.referenceMean, 1); store(row.percentChange, 2)
+                    store(row.foldChange, 3); store(row.pValue, 4); store(row.statistic, 5)
                 }
-                if out.bytes.count >= 1 << 20 {
-                    try writer.append(bytes: out.bytes)
-                    out.bytes.removeAll(keepingCapacity: true)
+                filled += 1
+                if filled == perChunk {
+                    try writer.append(bytes: chunk)
+                    filled = 0
                 }
             }
         }
-        try writer.append(bytes: out.bytes)
+        try writer.append(bytes: Array(chunk[..<(filled * PartFormat.deRecordSize)]))
     }
 
     /// A mapped DE part.
@@ -178,13 +189,16 @@ enum DEPart {
         }
 
         /// Record `i`: target and gene indices and the six numbers.
-        func record(_ i: Int) -> (target: Int, gene: Int, values: [Double]) {
+        func record(_ i: Int) -> (target: Int, gene: Int, values: DEValues) {
             data.withUnsafeBytes { raw in
                 let base = PartFormat.headerSize + i * PartFormat.deRecordSize
                 let target = Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: base, as: Int32.self)))
                 let gene = Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: base + 4, as: Int32.self)))
-                let values = (0..<6).map { Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: base + 8 + 8 * $0, as: UInt64.self))) }
-                return (target, gene, values)
+                func value(_ k: Int) -> Double {
+                    Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: base + 8 + 8 * k, as: UInt64.self)))
+                }
+                return (target, gene, DEValues(targetMean: value(0), referenceMean: value(1), percentChange: value(2),
+                                               foldChange: value(3), pValue: value(4), statistic: value(5)))
             }
         }
 

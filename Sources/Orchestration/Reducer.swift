@@ -1,5 +1,7 @@
 import Analyses
+import Dispatch
 import Foundation
+import Synchronization
 import Stats
 
 /// `summary.json`, written with the results.
@@ -123,40 +125,121 @@ public enum Reducer {
         // pdex's order is target-major, genes in var order. Perturbation shards hold whole
         // targets; feature shards hold every target over their genes, so a target's row is
         // pieced together from each part's stretch.
-        var order: [(part: Int, record: Int)] = []
-        order.reserveCapacity(parts.reduce(0) { $0 + $1.rows })
-        switch plan.axis {
-        case .features:
-            let widths = shards.map { plan.shards[$0].units.count }
-            for target in de.targets.indices {
-                for (p, width) in widths.enumerated() {
-                    for g in 0..<width { order.append((p, target * width + g)) }
+        let order: [(part: Int, record: Int)] = {
+            var order: [(part: Int, record: Int)] = []
+            order.reserveCapacity(parts.reduce(0) { $0 + $1.rows })
+            switch plan.axis {
+            case .features:
+                let widths = shards.map { plan.shards[$0].units.count }
+                for target in de.targets.indices {
+                    for (p, width) in widths.enumerated() {
+                        for g in 0..<width { order.append((p, target * width + g)) }
+                    }
                 }
+            default:
+                for (p, part) in parts.enumerated() { for r in 0..<part.rows { order.append((p, r)) } }
             }
-        default:
-            for (p, part) in parts.enumerated() { for r in 0..<part.rows { order.append((p, r)) } }
-        }
+            return order
+        }()
         let pValues = order.map { parts[$0.part].pValue($0.record) }
         let fdr = try BenjaminiHochberg.scipy(pValues)
+        let targets = de.targets.map { Array(CSVText.field($0).utf8) }
+        let reference = Array(CSVText.field(de.referenceName).utf8)
+        let genes = de.genes.map { Array(CSVText.field($0).utf8) }
+        // Lines are formatted in chunks on every core, a round of chunks at a time, while the
+        // previous round is written (writing and its sha256 are serial).
+        let chunkRows = 1 << 16
+        let lanes = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let chunkCount = (order.count + chunkRows - 1) / chunkRows
+        let rounds = (chunkCount + lanes - 1) / lanes
+        let format = { @Sendable (round: Int) -> [[UInt8]] in
+            let chunks = (round * lanes)..<min(chunkCount, (round + 1) * lanes)
+            let formatted = Mutex([[UInt8]](repeating: [], count: chunks.count))
+            DispatchQueue.concurrentPerform(iterations: chunks.count) { lane in
+                let chunk = chunks.lowerBound + lane
+                var line = CSVLineBuffer()
+                line.bytes.reserveCapacity(chunkRows * 160)
+                for position in (chunk * chunkRows)..<min(order.count, (chunk + 1) * chunkRows) {
+                    let entry = order[position]
+                    let record = parts[entry.part].record(entry.record)
+                    line.append(targets[record.target]); line.append(UInt8(ascii: ","))
+                    line.append(reference); line.append(UInt8(ascii: ","))
+                    line.append(genes[record.gene]); line.append(UInt8(ascii: ","))
+                    let v = record.values
+                    // Means and FDRs repeat (a target's mean takes few values, a gene's reference
+                    // mean is the same for every target, BH has plateaus): those go through the cache.
+                    line.number(v.targetMean, cached: true); line.append(UInt8(ascii: ","))
+                    line.number(v.referenceMean, cached: true); line.append(UInt8(ascii: ","))
+                    for value in [v.percentChange, v.foldChange, v.pValue, v.statistic] {
+                        line.number(value, cached: false)
+                        line.append(UInt8(ascii: ","))
+                    }
+                    line.number(fdr[position], cached: true); line.append(UInt8(ascii: "\n"))
+                }
+                formatted.withLock { $0[lane] = line.bytes }
+            }
+            return formatted.withLock { $0 }
+        }
         try AtomicFile.stream(to: output) { writer in
             try writer.append(DETable.columns.joined(separator: ",") + "\n")
-            let targets = de.targets.map(CSVText.field)
-            let reference = CSVText.field(de.referenceName)
-            let genes = de.genes.map(CSVText.field)
-            var line = ""
-            for (position, entry) in order.enumerated() {
-                let record = parts[entry.part].record(entry.record)
-                line.removeAll(keepingCapacity: true)
-                line += targets[record.target]; line += ","
-                line += reference; line += ","
-                line += genes[record.gene]; line += ","
-                for value in record.values { line += CSVText.number(value); line += "," }
-                line += CSVText.number(fdr[position]); line += "\n"
-                try writer.append(line)
+            try writer.flush()
+            var ready = rounds > 0 ? format(0) : []
+            for round in 0..<rounds {
+                let next = Mutex<[[UInt8]]>([])
+                let group = DispatchGroup()
+                if round + 1 < rounds {
+                    DispatchQueue.global().async(group: group) {
+                        let formatted = format(round + 1)
+                        next.withLock { $0 = formatted }
+                    }
+                }
+                for bytes in ready { try bytes.withUnsafeBytes { try writer.write($0) } }
+                group.wait()
+                ready = next.withLock { $0 }
             }
         }
         return RunSummary(runID: plan.runID, results: output.lastPathComponent, rows: order.count, fdrColumn: "fdr",
                           discoveriesAt005: fdr.filter { $0 < 0.05 }.count, discoveriesAt01: fdr.filter { $0 < 0.1 }.count,
                           missingShards: [], partial: false, shards: [])
     }
+}
+
+/// A CSV line buffer: bytes appended directly, numbers formatted by `CSVText.number`'s rule
+/// without an intermediate String per value, and repeated numbers copied from a cache.
+struct CSVLineBuffer: TextOutputStream {
+    var bytes: [UInt8] = []
+    /// Direct-mapped by bit pattern: `cacheKeys[slot]` (a NaN pattern when empty: NaN is never
+    /// cached) and its text in `cacheText[slot * slotBytes...]`, `cacheLengths[slot]` long.
+    private var cacheKeys = [UInt64](repeating: 0x7FF8_0000_0000_0001, count: 1 << cacheBits)
+    private var cacheLengths = [UInt8](repeating: 0, count: 1 << cacheBits)
+    private var cacheText = [UInt8](repeating: 0, count: (1 << cacheBits) * slotBytes)
+    private static let cacheBits = 15
+    private static let slotBytes = 32
+
+    mutating func append(_ byte: UInt8) { bytes.append(byte) }
+    mutating func append(_ field: [UInt8]) { bytes.append(contentsOf: field) }
+
+    /// `CSVText.number`: empty for NaN, `inf`/`-inf`, else Swift's shortest round-trip form
+    /// (`Double.write(to:)`, what `"\(value)"` prints).
+    mutating func number(_ value: Double, cached: Bool) {
+        if value.isNaN { return }
+        guard cached else { value.write(to: &self); return }
+        let key = value.bitPattern
+        let slot = Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> (64 - UInt64(Self.cacheBits)))
+        let base = slot * Self.slotBytes
+        if cacheKeys[slot] == key {
+            cacheText.withUnsafeBufferPointer { bytes.append(contentsOf: $0[base..<(base + Int(cacheLengths[slot]))]) }
+            return
+        }
+        let start = bytes.count
+        value.write(to: &self)
+        let length = bytes.count - start
+        guard length <= Self.slotBytes else { return }
+        cacheKeys[slot] = key
+        cacheLengths[slot] = UInt8(length)
+        for i in 0..<length { cacheText[base + i] = bytes[start + i] }
+    }
+
+    mutating func write(_ string: String) { bytes.append(contentsOf: string.utf8) }
+    mutating func _writeASCII(_ buffer: UnsafeBufferPointer<UInt8>) { bytes.append(contentsOf: buffer) }
 }

@@ -73,6 +73,15 @@ public enum AndersonDarling {
     public static func test(
         _ target: SortedSample, _ reference: SortedSample, standardization: Standardization? = nil
     ) throws(AndersonDarlingError) -> AndersonDarlingResult {
+        try target.withSpan { t throws(AndersonDarlingError) in
+            try reference.withSpan { r throws(AndersonDarlingError) in try test(t, r, standardization: standardization) }
+        }
+    }
+
+    /// `test` of two spans (the same computation, on borrowed storage).
+    public static func test(
+        _ target: SortedSpan, _ reference: SortedSpan, standardization: Standardization? = nil
+    ) throws(AndersonDarlingError) -> AndersonDarlingResult {
         guard target.nanCount == 0, reference.nanCount == 0 else { throw .nanValue }
         let n1 = target.count, n2 = reference.count
         let total = n1 + n2
@@ -123,7 +132,7 @@ public enum AndersonDarling {
     }
 
     /// Number of distinct values in the pooled sample (L), without materialising it.
-    private static func pooledDistinctCount(_ x: SortedSample, _ y: SortedSample) -> Int {
+    private static func pooledDistinctCount(_ x: SortedSpan, _ y: SortedSpan) -> Int {
         var blocks = PooledBlocks(x, y)
         var count = 0
         while blocks.next() != nil { count += 1 }
@@ -132,12 +141,12 @@ public enum AndersonDarling {
 
     /// The distinct pooled values in ascending order, as (count in x, count in y).
     private struct PooledBlocks {
-        private var x: SortedSample.Blocks, y: SortedSample.Blocks
+        private var x: SortedSpan.Blocks, y: SortedSpan.Blocks
         private var headX: (value: Double, count: Int)?, headY: (value: Double, count: Int)?
 
-        init(_ x: SortedSample, _ y: SortedSample) {
-            self.x = SortedSample.Blocks(x)
-            self.y = SortedSample.Blocks(y)
+        init(_ x: SortedSpan, _ y: SortedSpan) {
+            self.x = SortedSpan.Blocks(x)
+            self.y = SortedSpan.Blocks(y)
             headX = self.x.next()
             headY = self.y.next()
         }
@@ -173,7 +182,7 @@ public enum AndersonDarling {
         var pooledBefore = 0
         var sampleThrough = 0
 
-        init(_ x: SortedSample, _ y: SortedSample, firstSample: Bool, size: Int, total: Int) {
+        init(_ x: SortedSpan, _ y: SortedSpan, firstSample: Bool, size: Int, total: Int) {
             self.blocks = PooledBlocks(x, y)
             self.firstSample = firstSample
             self.size = Double(size)

@@ -9,7 +9,7 @@ public enum RankSampleError: Error, Equatable, Sendable {
 /// A sample prepared once for rank tests: its explicit values sorted, plus a count of implicit
 /// zeros. Sparse data keeps its zeros implicit; they form one tie block (merged with any explicit
 /// zeros) and are never materialised, so ranking a target against a reference costs time in the
-/// explicit values only.
+/// explicit values only. The tests read it through a `SortedSpan`.
 public struct SortedSample: Sendable {
     /// Explicit values, ascending, NaN removed (see `nanCount`). May contain zeros and negatives.
     public let values: [Double]
@@ -18,13 +18,7 @@ public struct SortedSample: Sendable {
     /// NaNs that were in the input; a test involving them returns NaN, as scipy's
     /// `nan_policy="propagate"` does.
     public let nanCount: Int
-    /// `values[zeroStart..<zeroEnd]` are the explicit zeros (an empty range marks where zeros sort).
-    let zeroStart: Int
-    let zeroEnd: Int
-    /// Σ (t³ − t) over this sample's tie blocks (the zero block counted once, whole).
-    let tieTerm: Double
-    /// Whether any value occurs more than once.
-    let hasTies: Bool
+    let ties: SortedSpan.TieStructure
 
     /// Sample size: explicit values, implicit zeros and NaNs.
     public var count: Int { values.count + zeroCount + nanCount }
@@ -47,20 +41,129 @@ public struct SortedSample: Sendable {
         sorted.sort()
         self.nanCount = withNaN - sorted.count
         self.zeroCount = zeroCount
-        self.zeroStart = sorted.partitioningIndex { $0 >= 0 }
-        self.zeroEnd = sorted.partitioningIndex { $0 > 0 }
+        self.ties = sorted.withUnsafeBufferPointer { SortedSpan.TieStructure($0, zeroCount: zeroCount) }
         self.values = sorted
-        var tieTerm = 0.0
-        var hasTies = false
-        var blocks = Blocks(sorted, zeroCount: zeroCount, zeroStart: zeroStart, zeroEnd: zeroEnd)
-        while let block = blocks.next() {
-            if block.count > 1 {
-                hasTies = true
-                tieTerm += Self.tieContribution(block.count)
+    }
+
+    /// The sample as a span over its own storage, for the duration of `body`.
+    public func withSpan<R, E: Error>(_ body: (SortedSpan) throws(E) -> R) throws(E) -> R {
+        try values.withUnsafeBufferPointer { (buffer) throws(E) -> R in
+            try body(SortedSpan(values: buffer, zeroCount: zeroCount, nanCount: nanCount, ties: ties))
+        }
+    }
+}
+
+/// A sorted sample in borrowed storage (what `SortedSample` holds, without owning an array): lets
+/// a caller testing many groups sort each group in place in one scratch buffer instead of
+/// allocating per group. The storage must outlive the span and stay unchanged.
+public struct SortedSpan {
+    /// Explicit values, ascending, without NaN.
+    public let values: UnsafeBufferPointer<Double>
+    public let zeroCount: Int
+    public let nanCount: Int
+    let ties: TieStructure
+
+    /// Sample size: explicit values, implicit zeros and NaNs.
+    public var count: Int { values.count + zeroCount + nanCount }
+
+    init(values: UnsafeBufferPointer<Double>, zeroCount: Int, nanCount: Int, ties: TieStructure) {
+        self.values = values
+        self.zeroCount = zeroCount
+        self.nanCount = nanCount
+        self.ties = ties
+    }
+
+    /// Sorts `buffer` in place, NaNs moved past the end of the span (and counted), and records
+    /// the tie structure. `zeroCount` must not be negative.
+    public init(sortingInPlace buffer: UnsafeMutableBufferPointer<Double>, zeroCount: Int) {
+        precondition(zeroCount >= 0, "a sample cannot have a negative count of zeros")
+        var kept = buffer.count
+        var i = 0
+        while i < kept {
+            if buffer[i].isNaN {
+                kept -= 1
+                buffer.swapAt(i, kept)
+            } else {
+                i += 1
             }
         }
-        self.tieTerm = tieTerm
-        self.hasTies = hasTies
+        let sorted = UnsafeMutableBufferPointer(rebasing: buffer[..<kept])
+        Self.sort(sorted)
+        let values = UnsafeBufferPointer(sorted)
+        self.init(values: values, zeroCount: zeroCount, nanCount: buffer.count - kept,
+                  ties: TieStructure(values, zeroCount: zeroCount))
+    }
+
+    /// Sorts ascending in place (no NaN): quicksort with insertion sort for short ranges, which
+    /// beats the library's merge sort (and its buffer) on the many small groups a DE run sorts;
+    /// past a recursion depth of 2·log₂(n) the library sort takes over, bounding the worst case.
+    static func sort(_ values: UnsafeMutableBufferPointer<Double>) {
+        var depth = 2 * (Int.bitWidth - values.count.leadingZeroBitCount)
+        var range = values
+        while range.count > 24 {
+            if depth == 0 {
+                range.sort()
+                return
+            }
+            depth -= 1
+            // Hoare partition around the median of three: equal values split evenly.
+            let last = range.count - 1
+            let a = range[0], b = range[last / 2], c = range[last]
+            let pivot = max(min(a, b), min(max(a, b), c))
+            var i = -1, j = range.count
+            while true {
+                repeat { i += 1 } while range[i] < pivot
+                repeat { j -= 1 } while range[j] > pivot
+                if i >= j { break }
+                range.swapAt(i, j)
+            }
+            let left = UnsafeMutableBufferPointer(rebasing: range[...j])
+            let right = UnsafeMutableBufferPointer(rebasing: range[(j + 1)...])
+            // Recurse into the smaller side, loop on the larger.
+            if left.count < right.count {
+                sort(left)
+                range = right
+            } else {
+                sort(right)
+                range = left
+            }
+        }
+        for i in range.indices.dropFirst() {
+            let value = range[i]
+            var j = i
+            while j > 0 && value < range[j - 1] {
+                range[j] = range[j - 1]
+                j -= 1
+            }
+            range[j] = value
+        }
+    }
+
+    /// Where the zeros sort and the sample's own ties.
+    struct TieStructure: Sendable {
+        /// `values[zeroStart..<zeroEnd]` are the explicit zeros (an empty range marks where zeros sort).
+        let zeroStart: Int
+        let zeroEnd: Int
+        /// Σ (t³ − t) over this sample's tie blocks (the zero block counted once, whole).
+        let tieTerm: Double
+        /// Whether any value occurs more than once.
+        let hasTies: Bool
+
+        init(_ sorted: UnsafeBufferPointer<Double>, zeroCount: Int) {
+            zeroStart = sorted.partitioningIndex { $0 >= 0 }
+            zeroEnd = sorted.partitioningIndex { $0 > 0 }
+            var tieTerm = 0.0
+            var hasTies = false
+            var blocks = Blocks(sorted, zeroCount: zeroCount, zeroStart: zeroStart, zeroEnd: zeroEnd)
+            while let block = blocks.next() {
+                if block.count > 1 {
+                    hasTies = true
+                    tieTerm += SortedSpan.tieContribution(block.count)
+                }
+            }
+            self.tieTerm = tieTerm
+            self.hasTies = hasTies
+        }
     }
 
     /// t³ − t of one tie block, in float64 like scipy's `t**3 - t` (exact below t ≈ 2·10⁵).
@@ -72,12 +175,12 @@ public struct SortedSample: Sendable {
     /// The distinct values in ascending order with their multiplicities; the implicit zeros join
     /// the explicit zeros in one block.
     struct Blocks {
-        private let values: [Double]
+        private let values: UnsafeBufferPointer<Double>
         private let zeroCount: Int, zeroStart: Int, zeroEnd: Int
         private var index = 0
         private var zerosPending: Bool
 
-        init(_ values: [Double], zeroCount: Int, zeroStart: Int, zeroEnd: Int) {
+        init(_ values: UnsafeBufferPointer<Double>, zeroCount: Int, zeroStart: Int, zeroEnd: Int) {
             self.values = values
             self.zeroCount = zeroCount
             self.zeroStart = zeroStart
@@ -85,9 +188,8 @@ public struct SortedSample: Sendable {
             self.zerosPending = zeroCount > 0
         }
 
-        init(_ sample: SortedSample) {
-            self.init(sample.values, zeroCount: sample.zeroCount, zeroStart: sample.zeroStart,
-                      zeroEnd: sample.zeroEnd)
+        init(_ span: SortedSpan) {
+            self.init(span.values, zeroCount: span.zeroCount, zeroStart: span.ties.zeroStart, zeroEnd: span.ties.zeroEnd)
         }
 
         mutating func next() -> (value: Double, count: Int)? {
@@ -106,9 +208,9 @@ public struct SortedSample: Sendable {
     }
 }
 
-extension Array where Element == Double {
+extension UnsafeBufferPointer where Element == Double {
     /// First index whose element satisfies `isAtOrPast` (which must be false then true along the
-    /// array), by binary search.
+    /// buffer), by binary search.
     fileprivate func partitioningIndex(where isAtOrPast: (Double) -> Bool) -> Int {
         var low = 0, high = count
         while low < high {
@@ -146,6 +248,16 @@ public enum MannWhitney {
         _ target: SortedSample, _ reference: SortedSample, useContinuity: Bool = true,
         exactNull: inout MannWhitneyExactNull
     ) -> MannWhitneyResult {
+        target.withSpan { t in
+            reference.withSpan { r in test(t, r, useContinuity: useContinuity, exactNull: &exactNull) }
+        }
+    }
+
+    /// `test` of two spans (the same computation, on borrowed storage).
+    public static func test(
+        _ target: SortedSpan, _ reference: SortedSpan, useContinuity: Bool = true,
+        exactNull: inout MannWhitneyExactNull
+    ) -> MannWhitneyResult {
         let n1 = target.count, n2 = reference.count
         guard n1 > 0, n2 > 0, target.nanCount == 0, reference.nanCount == 0 else {
             return MannWhitneyResult(statistic: .nan, pValue: .nan, isExact: false)
@@ -155,8 +267,9 @@ public enum MannWhitney {
         var sharesValues = false
         var targetBefore = 0
         var hint = 0
-        var blocks = SortedSample.Blocks(target)
-        reference.values.withUnsafeBufferPointer { ref in
+        var blocks = SortedSpan.Blocks(target)
+        do {
+            let ref = reference.values
             while let (value, a) = blocks.next() {
                 let lower = gallop(ref, from: hint) { $0 < value }
                 let upper = gallop(ref, from: lower) { $0 <= value }
@@ -176,14 +289,14 @@ public enum MannWhitney {
         }
         let product = n1 * n2
         let u1 = Double(twiceRankSum - n1 * (n1 + 1)) / 2
-        let hasTies = sharesValues || target.hasTies || reference.hasTies
+        let hasTies = sharesValues || target.ties.hasTies || reference.ties.hasTies
         if (n1 <= 8 || n2 <= 8) && !hasTies {
             let u1Int = Int(u1)
             let p = exactNull.twoSidedP(atMost: min(u1Int, product - u1Int), n1, n2)
             return MannWhitneyResult(statistic: u1, pValue: p, isExact: true)
         }
         // scipy's `_get_mwu_z`, operation for operation.
-        let tieTerm = reference.tieTerm + target.tieTerm + crossTieTerm
+        let tieTerm = reference.ties.tieTerm + target.ties.tieTerm + crossTieTerm
         let n = n1 + n2
         let u = max(u1, Double(product) - u1)
         let sigma = (Double(product) / 12 * (Double(n + 1) - tieTerm / Double(n * (n - 1)))).squareRoot()

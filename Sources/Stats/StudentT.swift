@@ -25,10 +25,15 @@ public struct SampleMoments: Sendable, Equatable {
     /// streamed moments (`add`) differ in rounding, most visibly for constant samples, where the
     /// two-pass mean may be off by an ulp and scipy reports a huge finite t instead of ±∞.
     public init(_ values: [Double]) {
+        self = values.withUnsafeBufferPointer { SampleMoments($0) }
+    }
+
+    /// `init(_:)` over borrowed storage.
+    public init(_ values: UnsafeBufferPointer<Double>) {
         let n = values.count
-        var sum = ArrayTerms(values: values) { $0 }
+        var sum = Terms(values: values)
         let mean = numpySum(n, &sum) / Double(n)
-        var squares = ArrayTerms(values: values) { ($0 - mean) * ($0 - mean) }
+        var squares = SquaredDeviations(values: values, mean: mean)
         self.init(count: n, mean: n == 0 ? 0 : mean, m2: numpySum(n, &squares))
     }
 
@@ -53,13 +58,22 @@ public struct SampleMoments: Sendable, Equatable {
             m2: m2 + other.m2 + delta * delta * Double(count) * weight)
     }
 
-    private struct ArrayTerms: SummandStream {
-        let values: [Double]
-        let transform: (Double) -> Double
+    private struct Terms: SummandStream {
+        let values: UnsafeBufferPointer<Double>
         var index = 0
         mutating func next() -> Double {
             defer { index += 1 }
-            return transform(values[index])
+            return values[index]
+        }
+    }
+
+    private struct SquaredDeviations: SummandStream {
+        let values: UnsafeBufferPointer<Double>
+        let mean: Double
+        var index = 0
+        mutating func next() -> Double {
+            defer { index += 1 }
+            return (values[index] - mean) * (values[index] - mean)
         }
     }
 }
