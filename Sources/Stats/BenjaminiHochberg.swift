@@ -33,7 +33,7 @@ public enum BenjaminiHochberg {
     /// largest p down, and scatters back to input order. Tie order cannot matter: tied values end
     /// with the same minimum.
     private static func stepUp(_ p: [Double], _ adjust: (Double, Int) -> Double) -> [Double] {
-        let order = p.indices.sorted { p[$0] < p[$1] }
+        let order = ascendingOrder(p)
         var q = [Double](repeating: 0, count: p.count)
         var running = Double.infinity
         for rank in stride(from: p.count, through: 1, by: -1) {
@@ -42,5 +42,38 @@ public enum BenjaminiHochberg {
             q[index] = running
         }
         return q
+    }
+
+    /// Input positions in ascending order of the (non-NaN) values: an LSD radix sort on the
+    /// values' order-preserving bit keys, 8 bits a pass, skipping bytes every key shares (the
+    /// high bytes of p-values mostly). A genome-wide DE table has ~10⁷ p-values; a comparison
+    /// sort of indices took seconds there.
+    static func ascendingOrder(_ values: [Double]) -> [Int] {
+        let n = values.count
+        // Negative values: all bits flipped; others: the sign bit set. Unsigned order = numeric order.
+        var keys = values.map { value -> UInt64 in
+            let bits = value.bitPattern
+            return bits >> 63 == 1 ? ~bits : bits | (1 << 63)
+        }
+        var order = Array(0..<n)
+        var keysOut = [UInt64](repeating: 0, count: n)
+        var orderOut = [Int](repeating: 0, count: n)
+        var counts = [Int](repeating: 0, count: 257)
+        for shift in stride(from: 0, to: 64, by: 8) {
+            for k in counts.indices { counts[k] = 0 }
+            for key in keys { counts[Int((key >> UInt64(shift)) & 0xff) + 1] += 1 }
+            if counts.contains(n) { continue }  // every key has the same byte here
+            for k in 1..<counts.count { counts[k] += counts[k - 1] }
+            for i in 0..<n {
+                let digit = Int((keys[i] >> UInt64(shift)) & 0xff)
+                let slot = counts[digit]
+                counts[digit] = slot + 1
+                keysOut[slot] = keys[i]
+                orderOut[slot] = order[i]
+            }
+            swap(&keys, &keysOut)
+            swap(&order, &orderOut)
+        }
+        return order
     }
 }

@@ -1,4 +1,5 @@
-import Stats
+import Foundation
+@testable import Stats
 import Testing
 
 @Suite struct BenjaminiHochbergTests {
@@ -37,4 +38,25 @@ import Testing
     }
 
     private static func bits(_ values: [Double]) -> [UInt64] { values.map(\.bitPattern) }
+}
+
+@Suite struct AscendingOrderTests {
+    /// The radix order equals a comparison sort's (stable), across signs, zeros, ties, tiny and
+    /// huge magnitudes.
+    @Test func radixOrderMatchesAStableSort() {
+        var generator = SystemRandomNumberGenerator()
+        var values: [Double] = [0, 1, 1, 0.5, 0.5, 1e-300, 5e-324, -2, -1e-10, 3e10, 0.25]
+        for _ in 0..<5000 {
+            switch Int.random(in: 0..<4, using: &generator) {
+            case 0: values.append(Double.random(in: 0...1, using: &generator))
+            case 1: values.append(values.randomElement(using: &generator)!)
+            case 2: values.append(Double.random(in: -1e6...1e6, using: &generator))
+            default: values.append(pow(10, Double.random(in: -300...0, using: &generator)))
+            }
+        }
+        let expected = values.indices.sorted { values[$0] < values[$1] || (values[$0] == values[$1] && $0 < $1) }
+        #expect(BenjaminiHochberg.ascendingOrder(values) == expected)
+        #expect(BenjaminiHochberg.ascendingOrder([]) == [])
+        #expect(BenjaminiHochberg.ascendingOrder([0.3]) == [0])
+    }
 }
