@@ -86,24 +86,28 @@ public enum Planner {
             let density = Double(info.nnz) / Double(max(1, info.nRows * info.nCols))
             let referenceCells = design.referenceRows?.count ?? 0
             // Costs in seconds. Reading: stored values at the rate measured above. Testing: a
-            // test ranks the target's and the reference's values of one gene.
-            let testCost = CostModel.deSecondsPerComparedCell / Double(max(1, request.threads))
+            // fixed cost per target × gene (p-value, fold change, the row) plus the stored values
+            // compared (the target's, and the reference's, which is sorted once per gene).
+            let threads = Double(max(1, request.threads))
+            let perTest = CostModel.deSecondsPerTest / threads
+            let perValue = CostModel.deSecondsPerComparedValue * density / threads
+            let genesCount = Double(info.nCols)
+            let rest = design.referenceRows == nil
             let rawCosts: [Double]
             let rawFixed: Double
             switch axis {
             case .perturbations:
                 rawCosts = design.targetRows.map { rows in
-                    let compared = Double(rows.count + (design.referenceRows == nil ? info.nRows - rows.count : referenceCells))
-                    return Double(rows.count) * Double(info.nCols) * density / readRate + compared * Double(info.nCols) * testCost
+                    let compared = Double(rest ? info.nRows : rows.count)
+                    return (Double(rows.count) * density / readRate + perTest + compared * perValue) * genesCount
                 }
-                rawFixed = design.referenceRows == nil
+                rawFixed = rest
                     ? Double(info.nnz) / readRate
-                    : Double(referenceCells) * Double(info.nCols) * density / readRate
+                    : Double(referenceCells) * genesCount * (density / readRate + perValue)
             default:
-                let perTarget = design.targetRows.reduce(0.0) { total, rows in
-                    total + Double(rows.count + (design.referenceRows == nil ? info.nRows - rows.count : referenceCells))
-                }
-                rawCosts = Array(repeating: Double(info.nRows) * density / readRate + perTarget * testCost, count: genes.count)
+                let compared = Double(rest ? info.nRows * design.targets.count : info.nRows)
+                rawCosts = Array(repeating: Double(info.nRows) * density / readRate + Double(design.targets.count) * perTest
+                                 + compared * perValue, count: genes.count)
                 rawFixed = 0
             }
             let correction = measuredCorrection(run, kind: .de)
@@ -121,14 +125,14 @@ public enum Planner {
                 let geneCount = axis == .perturbations ? info.nCols : range.count
                 let gathered = min(Double(cells) * Double(geneCount) * density * 28, request.memoryGB * 1e9 / 2)
                 let tests = Double(axis == .perturbations ? range.count : design.targets.count) * Double(geneCount)
-                return Int(gathered + tests * 160 + request.memoryGB * 1e9 / 8)
+                return Int(gathered + tests * 64 + request.memoryGB * 1e9 / 8)
             }
             let analysis = Plan.Analysis(kind: .de, de: .init(parameters: parameters, isLog1p: isLog1p, targets: design.targets,
                                                               referenceName: design.referenceName, genes: genes))
             let plan = try makePlan(path: path, file: file, matrices: [matrixName], analysis: analysis, axis: axis,
                                     readPath: readPath, ranges: ranges, unitCosts: unitCosts, fixedCost: fixedCost,
                                     memory: memory, request: request)
-            let model = String(format: "read %.1fM stored values/s (measured on this file), test %.1f ns per compared cell × gene", readRate / 1e6, CostModel.deSecondsPerComparedCell * 1e9) + (correction?.text ?? "")
+            let model = String(format: "read %.1fM stored values/s (measured on this file), %.1f µs per test + %.0f ns per compared stored value", readRate / 1e6, CostModel.deSecondsPerTest * 1e6, CostModel.deSecondsPerComparedValue * 1e9) + (correction?.text ?? "")
             let spread = design.referenceRows == nil || !csr ? "" : String(format: " (reference cells touch %.0f%% of the file's row blocks)", referenceCoverage * 100)
             let description = "DE (\(parameters.metric.rawValue), reference \(design.referenceName)) on \(path): \(file.nObs) cells × \(file.nVars) genes, \(matrixName) \(info.format.rawValue) \(info.dtype.rawValue), \(info.nnz) stored values; \(design.targets.count) targets\(spread); log1p \(isLog1p)"
             return try finish(plan, run: run, dryRun: dryRun, description: description, model: model) { plan in
@@ -358,8 +362,10 @@ public enum Planner {
 /// Cost coefficients, measured with bench/ on this project's reference machine (2 cores);
 /// reading is measured on each input at planning.
 enum CostModel {
-    /// DE: seconds per compared cell (target + reference) per gene per test, one thread.
-    static let deSecondsPerComparedCell = 4e-9
+    /// DE, one thread: seconds per target × gene test, and per stored value compared (60K ×
+    /// 2,000 × 200 and 300K × 8,000 × 2,000 bench files: 2-3 µs per test dominates).
+    static let deSecondsPerTest = 3e-6
+    static let deSecondsPerComparedValue = 2e-9
     /// DiD: seconds per pseudobulk unit per feature for the batched fit.
     static let didSecondsPerUnitFeature = 2e-7
 
