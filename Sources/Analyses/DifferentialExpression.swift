@@ -101,13 +101,7 @@ public struct DifferentialExpression: Sendable {
 
     public static func profile(_ matrix: MatrixReader) throws(AnnDataError) -> DataProfile {
         var profile = DataProfile()
-        var blocks = try matrix.blocks()
-        while let slab = try blocks.next() {
-            let values: [Double]
-            switch slab {
-            case .sparse(let s): values = s.values
-            case .dense(let d): values = d.values
-            }
+        try matrix.forEachValueBlock { values in
             for value in values {
                 guard value.isFinite else { profile.nonFinite += 1; continue }
                 profile.minimum = Swift.min(profile.minimum, value)

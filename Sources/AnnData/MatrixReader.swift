@@ -73,6 +73,35 @@ public final class MatrixReader {
         }
     }
 
+    /// Every stored value in storage order, a block at a time. A sparse element's pass reads
+    /// only `data` (up to indptr's end): a scan of the values needs no indices, and every read
+    /// that uses them checks them.
+    public func forEachValueBlock(_ body: ([Double]) -> Void) throws(AnnDataError) {
+        guard info.format != .dense else {
+            var blocks = try blocks()
+            while let slab = try blocks.next() {
+                switch slab {
+                case .sparse(let s): body(s.values)
+                case .dense(let d): body(d.values)
+                }
+            }
+            return
+        }
+        try reader.requireFilters(reader.datasetInfo(info.valuesPath))
+        let stored = try indptr().last ?? 0
+        let data = try H5Dataset(reader, info.valuesPath, chunkCacheBytes: 32 << 20)
+        guard data.shape.count == 1, data.shape[0] >= stored else {
+            throw reader.fail(.shapeMismatch, info.valuesPath, "has shape \(data.shape) but indptr ends at \(stored)")
+        }
+        let step = max(1, min(ReadBudget.maxEntriesPerBlock, budget.bytes / ReadBudget.bytesPerSparseEntry))
+        var start = 0
+        while start < stored {
+            let count = min(step, stored - start)
+            body(try data.readDoubles(info.dtype, start: [start], count: [count]))
+            start += count
+        }
+    }
+
     static func membership(_ ids: [Int], count: Int) -> [Bool] {
         var member = [Bool](repeating: false, count: count)
         for id in ids { member[id] = true }
