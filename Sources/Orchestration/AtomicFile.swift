@@ -20,19 +20,24 @@ public enum AtomicFile {
 
     /// Streams a file through `body` under a temporary name and renames it into place only if
     /// `body` and every write succeed: big tables never sit whole in memory.
-    /// Returns the bytes written and their sha256.
-    @discardableResult
-    public static func stream(to url: URL, _ body: (inout Writer) throws -> Void) throws -> (bytes: Int, sha256: String) {
-        try stream(to: url, chunkSize: chunkSize, body)
+    public static func stream(to url: URL, _ body: (inout Writer) throws -> Void) throws {
+        _ = try stream(to: url, chunkSize: chunkSize, hashing: false, body)
     }
 
-    @discardableResult
-    static func stream(to url: URL, chunkSize: Int, _ body: (inout Writer) throws -> Void) throws -> (bytes: Int, sha256: String) {
+    /// `stream`, also returning the bytes written and their sha256 (for done markers; hashing a
+    /// multi-GB table nobody checks costs seconds, so only parts ask for it).
+    public static func streamHashed(to url: URL, _ body: (inout Writer) throws -> Void) throws -> (bytes: Int, sha256: String) {
+        let (bytes, sha256) = try stream(to: url, chunkSize: chunkSize, hashing: true, body)
+        return (bytes, sha256 ?? "")
+    }
+
+    static func stream(to url: URL, chunkSize: Int, hashing: Bool = false,
+                       _ body: (inout Writer) throws -> Void) throws -> (bytes: Int, sha256: String?) {
         let directory = url.deletingLastPathComponent()
         let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
         let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw OrchestrationError("\(temporary.path): cannot create: \(String(cString: strerror(errno)))", temporary: true) }
-        var writer = Writer(fd: fd, path: url.path, chunkSize: chunkSize)
+        var writer = Writer(fd: fd, path: url.path, chunkSize: chunkSize, hasher: hashing ? SHA256() : nil)
         do {
             try body(&writer)
             try writer.flush()
@@ -41,7 +46,7 @@ public enum AtomicFile {
             if rename(temporary.path, url.path) != 0 {
                 throw OrchestrationError("\(url.path): cannot rename into place: \(String(cString: strerror(errno)))", temporary: true)
             }
-            return (writer.count, writer.hasher.finish())
+            return (writer.count, writer.hasher?.finish())
         } catch {
             close(fd)
             unlink(temporary.path)
@@ -54,8 +59,8 @@ public enum AtomicFile {
         let fd: Int32
         let path: String
         let chunkSize: Int
+        var hasher: SHA256?
         var buffer: [UInt8] = []
-        var hasher = SHA256()
         var count = 0
 
         /// Appends text; flushed to the file every 4 MB.
@@ -76,7 +81,7 @@ public enum AtomicFile {
         }
 
         mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
-            hasher.update(bytes)
+            hasher?.update(bytes)
             count += bytes.count
             var offset = 0
             while offset < bytes.count {

@@ -58,9 +58,9 @@ public enum Planner {
             let matrixName = parameters.layer ?? "X"
             let matrix = try file.matrix(matrixName)
             progress?("checking \(matrix.info.path): one pass over \(matrix.info.nnz) stored values")
-            let clock = ContinuousClock.now
             let profile = try DifferentialExpression.profile(matrix)
-            let readRate = Double(max(1, matrix.info.nnz)) / max(1e-3, seconds(since: clock))
+            // The profile reads values only; shards read indices too: measure as they read.
+            let readRate = try CostModel.measureReadRate(matrix)
             let isLog1p: Bool
             switch parameters.isLog1p {
             case .yes: isLog1p = true

@@ -36,11 +36,11 @@ public enum ShardWorker {
                 let result = try computeDE(plan, run: run, shard: shard, threads: threads ?? plan.resources.threads,
                                            budget: budget, gatherBudget: Int(memory / 2))
                 rows = result.rows.count
-                written = try AtomicFile.stream(to: run.partURL(index)) { try DEPart.write(result, shard: index, into: &$0) }
+                written = try AtomicFile.streamHashed(to: run.partURL(index)) { try DEPart.write(result, shard: index, into: &$0) }
             case .did:
                 let result = try computeDiD(plan, run: run, shard: shard, budget: budget)
                 rows = result.rows.count
-                written = try AtomicFile.stream(to: run.partURL(index)) { try $0.append(bytes: DiDPart.encode(result, shard: index)) }
+                written = try AtomicFile.streamHashed(to: run.partURL(index)) { try $0.append(bytes: DiDPart.encode(result, shard: index)) }
             }
             let elapsed = ContinuousClock.now - clock
             let marker = ShardMarker(runID: plan.runID, shard: index, rows: rows, bytes: written.bytes, sha256: written.sha256,
