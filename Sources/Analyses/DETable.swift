@@ -53,11 +53,9 @@ public struct DEShardResult: Sendable {
         var position = 0
         for target in targets {
             for gene in genes {
-                let v = rows[position]
-                position += 1
                 named.append(DERow(target: targetNames[target], reference: referenceName, feature: geneNames[gene],
-                                   targetMean: v.targetMean, referenceMean: v.referenceMean, percentChange: v.percentChange,
-                                   foldChange: v.foldChange, pValue: v.pValue, statistic: v.statistic))
+                                   values: rows[position]))
+                position += 1
             }
         }
         return named

@@ -3,17 +3,16 @@ import Dispatch
 import Foundation
 import Stats
 
-/// One output row, pdex's columns (FDR is added over the whole table at the end).
+/// One output row: its names and pdex's numbers, read through as `row.pValue` etc. (FDR is
+/// added over the whole table at the end).
+@dynamicMemberLookup
 public struct DERow: Sendable, Equatable {
     public var target: String
     public var reference: String
     public var feature: String
-    public var targetMean: Double
-    public var referenceMean: Double
-    public var percentChange: Double
-    public var foldChange: Double
-    public var pValue: Double
-    public var statistic: Double
+    public var values: DEValues
+
+    public subscript<T>(dynamicMember keyPath: KeyPath<DEValues, T>) -> T { values[keyPath: keyPath] }
 }
 
 /// Who is compared with whom, resolved once from the obs column (pdex 0.1.28 standard path).
@@ -147,7 +146,7 @@ public struct DifferentialExpression: Sendable {
 
 /// The numbers of one output row, in pdex's column order (names come from the design; FDR is
 /// added over the whole table at the end).
-public struct DEValues: Sendable {
+public struct DEValues: Sendable, Equatable {
     public var targetMean: Double
     public var referenceMean: Double
     public var percentChange: Double

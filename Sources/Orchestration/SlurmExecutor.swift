@@ -66,14 +66,14 @@ public struct SlurmSubmitOptions: Sendable {
 
 /// Submits a plan's shards as Slurm array jobs (split over MaxArraySize) and the reducer as a job
 /// that runs after all of them (afterok, killed if a dependency fails), through either client.
-public struct SlurmExecutor<Client: SlurmClient> {
-    public let client: Client
+public struct SlurmExecutor {
+    public let client: any SlurmClient
     /// `sbatch` or `rest`, recorded with the jobs.
     public let via: String
     public let planner: String
     public let worker: String
 
-    public init(client: Client, via: String, planner: String, worker: String) {
+    public init(client: any SlurmClient, via: String, planner: String, worker: String) {
         self.client = client
         self.via = via
         self.planner = planner

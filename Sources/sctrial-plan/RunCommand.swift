@@ -103,7 +103,7 @@ struct StatusCommand: ParsableCommand {
             guard let recorded = SlurmJobs.read(run) else { return try RunStatus.read(run) }
             // Slurm adds pending/running detail; the markers stay the truth when it cannot answer.
             do {
-                return try connection.withClient(recorded: recorded.submissions.last?.via) { try $0.executor().status(run) }
+                return try connection.executor(recorded: recorded.submissions.last?.via).status(run)
             } catch let error as SlurmError {
                 note("warning: Slurm did not answer (\(error)); showing the run directory only")
                 return try RunStatus.read(run)

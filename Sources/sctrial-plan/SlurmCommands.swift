@@ -15,13 +15,14 @@ struct SlurmConnection: ParsableArguments {
     @Option(help: "File holding the JWT for --via rest (default: $SLURM_JWT). Get one with `scontrol token`.")
     var tokenFile: String?
 
-    /// Runs `body` with the client chosen here (or `recorded`, the way the run was submitted).
-    func withClient<T>(recorded: String? = nil, _ body: (any SlurmClientRunner) throws -> T) throws -> T {
+    /// The executor over the client chosen here (or `recorded`, the way the run was submitted).
+    func executor(recorded: String? = nil) throws -> SlurmExecutor {
         let choice = via ?? recorded.flatMap(Via.init(rawValue:)) ?? .sbatch
         let environment = ProcessInfo.processInfo.environment
+        let client: any SlurmClient
         switch choice {
         case .sbatch:
-            return try body(Runner(client: SlurmCommandClient(), via: "sbatch"))
+            client = SlurmCommandClient()
         case .rest:
             guard let url = restURL ?? environment["SLURMRESTD_URL"] else {
                 throw ValidationError("--via rest needs --rest-url or $SLURMRESTD_URL")
@@ -39,38 +40,12 @@ struct SlurmConnection: ParsableArguments {
             }
             // slurmrestd does not say MaxArraySize; scontrol does where it is installed.
             let maxArraySize = (try? SlurmCommandClient().maxArraySize()) ?? SlurmArraySplit.defaultMaxArraySize
-            let client = try SlurmRESTClient.connect(baseURL: url, token: token, maxArraySize: maxArraySize)
-            return try body(Runner(client: client, via: "rest"))
+            client = try SlurmRESTClient.connect(baseURL: url, token: token, maxArraySize: maxArraySize)
         }
-    }
-}
-
-/// A SlurmExecutor over whichever client was chosen.
-protocol SlurmClientRunner {
-    func executor() throws -> any SlurmExecutorProtocol
-}
-
-protocol SlurmExecutorProtocol {
-    func submit(_ run: RunDirectory, options: SlurmSubmitOptions, shards: [Int]?, withReduce: Bool) throws -> SlurmJobs.Submission
-    func wait(_ run: RunDirectory, polling: SlurmPolling, progress: @escaping (String) -> Void) throws -> Bool
-    func cancel(_ run: RunDirectory) throws -> [JobID]
-    func status(_ run: RunDirectory) throws -> RunStatus
-}
-
-extension SlurmExecutor: SlurmExecutorProtocol {}
-
-struct Runner<Client: SlurmClient>: SlurmClientRunner {
-    let client: Client
-    let via: String
-
-    func executor() throws -> any SlurmExecutorProtocol {
-        SlurmExecutor(client: client, via: via, planner: try Executables.planner(), worker: try LocalExecutor.findWorker())
-    }
-}
-
-enum Executables {
-    static func planner() throws -> String {
-        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        // Array tasks run the worker beside this executable; the reduce job runs this one.
+        return SlurmExecutor(client: client, via: choice.rawValue,
+                             planner: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path,
+                             worker: try LocalExecutor.findWorker())
     }
 }
 
@@ -175,25 +150,23 @@ struct SubmitCommand: ParsableCommand {
         var report = ""
         let ok = try reportingFailure { () throws -> Bool in
             let options = try resources.options()
-            return try connection.withClient { runner in
-                let executor = try runner.executor()
-                let plan = try run.readPlan()
-                if pilot, plan.shards.count > 1, !ShardWorker.isDone(plan, run: run, shard: 0) {
-                    let first = try executor.submit(run, options: options, shards: [0], withReduce: false)
-                    note("pilot: shard 0 submitted as job \(first.arrays.map { String($0.job) }.joined()); waiting for it")
-                    _ = try executor.wait(run, polling: SlurmPolling(), progress: { _ in })
-                    guard ShardWorker.isDone(plan, run: run, shard: 0) else {
-                        throw OrchestrationError("\(run.path): the pilot shard 0 failed (see \(run.logsURL.path)/slurm-*.out); fix the cause and submit again")
-                    }
+            let executor = try connection.executor()
+            let plan = try run.readPlan()
+            if pilot, plan.shards.count > 1, !ShardWorker.isDone(plan, run: run, shard: 0) {
+                let first = try executor.submit(run, options: options, shards: [0], withReduce: false)
+                note("pilot: shard 0 submitted as job \(first.arrays.map { String($0.job) }.joined()); waiting for it")
+                _ = try executor.wait(run, polling: SlurmPolling(), progress: { _ in })
+                guard ShardWorker.isDone(plan, run: run, shard: 0) else {
+                    throw OrchestrationError("\(run.path): the pilot shard 0 failed (see \(run.logsURL.path)/slurm-*.out); fix the cause and submit again")
                 }
-                let submission = try executor.submit(run, options: options, shards: nil, withReduce: true)
-                let arrays = submission.arrays.map { "\($0.job) (shards \($0.shards.first ?? 0)-\($0.shards.last ?? 0))" }
-                note("submitted \(arrays.isEmpty ? "no shard (all done)" : "array job" + (arrays.count > 1 ? "s " : " ") + arrays.joined(separator: ", ")); reduce job \(submission.reduce.map(String.init) ?? "-") (\(submission.via))")
-                guard wait else { return true }
-                let ok = try executor.wait(run, polling: SlurmPolling(), progress: { note($0) })
-                if !ok { report = (try? executor.status(run).text) ?? "" }
-                return ok
             }
+            let submission = try executor.submit(run, options: options, shards: nil, withReduce: true)
+            let arrays = submission.arrays.map { "\($0.job) (shards \($0.shards.first ?? 0)-\($0.shards.last ?? 0))" }
+            note("submitted \(arrays.isEmpty ? "no shard (all done)" : "array job" + (arrays.count > 1 ? "s " : " ") + arrays.joined(separator: ", ")); reduce job \(submission.reduce.map(String.init) ?? "-") (\(submission.via))")
+            guard wait else { return true }
+            let ok = try executor.wait(run, polling: SlurmPolling(), progress: { note($0) })
+            if !ok { report = (try? executor.status(run).text) ?? "" }
+            return ok
         }
         guard ok else {
             FileHandle.standardError.write(Data("sctrial-plan: error: \(run.path): the run failed (retry with `sctrial-plan retry \(run.path)`)\n\(report)\n".utf8))
@@ -222,16 +195,13 @@ struct RetryCommand: ParsableCommand {
         let run = RunDirectory(runDirectory)
         let ok = try reportingFailure { () throws -> Bool in
             let options = try resources.options()
-            let recorded = SlurmJobs.read(run)?.submissions.last?.via
-            return try connection.withClient(recorded: recorded) { runner in
-                let executor = try runner.executor()
-                let status = try RunStatus.read(run)
-                let redo = status.shards.filter { $0.state != .done && $0.state != .running }.map(\.index)
-                let submission = try executor.submit(run, options: options, shards: redo, withReduce: true)
-                note("resubmitted \(redo.count) shard\(redo.count == 1 ? "" : "s")\(redo.isEmpty ? "" : " (\(redo.prefix(12).map(String.init).joined(separator: ","))\(redo.count > 12 ? ",…" : ""))") as \(submission.arrays.map { String($0.job) }.joined(separator: ", ")); reduce job \(submission.reduce.map(String.init) ?? "-")")
-                guard wait else { return true }
-                return try executor.wait(run, polling: SlurmPolling(), progress: { note($0) })
-            }
+            let executor = try connection.executor(recorded: SlurmJobs.read(run)?.submissions.last?.via)
+            let status = try RunStatus.read(run)
+            let redo = status.shards.filter { $0.state != .done && $0.state != .running }.map(\.index)
+            let submission = try executor.submit(run, options: options, shards: redo, withReduce: true)
+            note("resubmitted \(redo.count) shard\(redo.count == 1 ? "" : "s")\(redo.isEmpty ? "" : " (\(redo.prefix(12).map(String.init).joined(separator: ","))\(redo.count > 12 ? ",…" : ""))") as \(submission.arrays.map { String($0.job) }.joined(separator: ", ")); reduce job \(submission.reduce.map(String.init) ?? "-")")
+            guard wait else { return true }
+            return try executor.wait(run, polling: SlurmPolling(), progress: { note($0) })
         }
         if !ok { FileHandle.standardError.write(Data("sctrial-plan: error: \(run.path): the run failed\n".utf8)); throw ExitCode(1) }
     }
@@ -252,10 +222,8 @@ struct CancelCommand: ParsableCommand {
         let run = RunDirectory(runDirectory)
         try reportingFailure {
             guard let recorded = SlurmJobs.read(run) else { throw OrchestrationError("\(run.path): no Slurm jobs recorded (RUN/slurm/jobs.json)") }
-            try connection.withClient(recorded: recorded.submissions.last?.via) { runner in
-                let jobs = try runner.executor().cancel(run)
-                note("cancelled \(jobs.map(\.description).joined(separator: ", "))")
-            }
+            let jobs = try connection.executor(recorded: recorded.submissions.last?.via).cancel(run)
+            note("cancelled \(jobs.map(\.description).joined(separator: ", "))")
         }
     }
 }

@@ -83,14 +83,14 @@ import Testing
     /// `submit --container IMAGE`: the array script runs the image's worker through apptainer,
     /// with the run directory and the input's directory bound where plan.json names them.
     @Test func theArrayScriptRunsTheWorkerInsideTheImage() throws {
-        let command = SlurmExecutor<SlurmCommandClient>.workerCommand(worker: "/opt/bin/sctrial-worker", container: "/images/sctrial.sif",
+        let command = SlurmExecutor.workerCommand(worker: "/opt/bin/sctrial-worker", container: "/images/sctrial.sif",
                                                                      run: "/scratch/my run", input: "/data/trial/screen.h5ad")
         let request = try SlurmTemplate.shardArrayRequest(name: "sct-1a2b3c4d", run: "/scratch/my run", worker: command,
                                                           part: SlurmArrayPart(offset: 8, indices: .range(0...7)), throttle: 4)
         #expect(request.script.contains("#SBATCH --array=0-7%4"))
         #expect(request.script.hasSuffix("\nexec apptainer exec --bind '/scratch/my run,/data/trial' /images/sctrial.sif sctrial-worker '/scratch/my run' --shard-offset 8\n"),
                 "\(request.script)")
-        let plain = SlurmExecutor<SlurmCommandClient>.workerCommand(worker: "/opt/bin/sctrial-worker", container: nil, run: "/r", input: "/d/x.h5ad")
+        let plain = SlurmExecutor.workerCommand(worker: "/opt/bin/sctrial-worker", container: nil, run: "/r", input: "/d/x.h5ad")
         #expect(plain == ["/opt/bin/sctrial-worker"])
     }
 }
