@@ -1,4 +1,5 @@
 import Foundation
+import AnnData
 
 /// Where the committed fixtures live (written by tools/fixtures/regenerate.sh).
 enum Fixtures {
@@ -78,4 +79,17 @@ struct Expected: Decodable, Sendable {
 func close(_ a: Double, _ b: Double, relative: Double = 1e-12) -> Bool {
     if a.isNaN || b.isNaN { return a.isNaN && b.isNaN }
     return abs(a - b) <= relative * max(abs(a), abs(b), 1)
+}
+
+extension MatrixReader {
+    /// The whole matrix (or the requested rows × columns of it; zeros elsewhere) as dense rows,
+    /// read through `blocks`: what streaming tests compare storage formats and copies by.
+    func denseRows(rows: [Int]? = nil, columns: Range<Int>? = nil) throws -> [[Double]] {
+        var matrix = [[Double]](repeating: [Double](repeating: 0, count: info.nCols), count: info.nRows)
+        var blocks = try self.blocks(rows: rows, columns: columns)
+        while let slab = try blocks.next() {
+            slab.forEachEntry { row, column, value in matrix[row][column] += value }
+        }
+        return matrix
+    }
 }

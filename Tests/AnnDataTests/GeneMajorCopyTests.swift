@@ -21,15 +21,6 @@ import Testing
         func contents() throws -> [String] { try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted() }
     }
 
-    private func dense(_ reader: MatrixReader, rows: [Int]? = nil, columns: Range<Int>? = nil) throws -> [[Double]] {
-        var matrix = [[Double]](repeating: [Double](repeating: 0, count: reader.info.nCols), count: reader.info.nRows)
-        var blocks = try reader.blocks(rows: rows, columns: columns)
-        while let slab = try blocks.next() {
-            slab.forEachEntry { row, column, value in matrix[row][column] += value }
-        }
-        return matrix
-    }
-
     /// The first cell where two dense matrices differ, described; nil when they are equal.
     private func difference(_ got: [[Double]], _ want: [[Double]]) -> String? {
         for (r, (a, b)) in zip(got, want).enumerated() {
@@ -75,15 +66,15 @@ import Testing
         let size = try FileManager.default.attributesOfItem(atPath: scratch.path("staged.h5"))[.size] as? Int
         #expect(summary.bytes == size)
 
-        let full = try dense(source)
-        #expect(try difference(dense(staged), full) == nil, "\(file) \(matrixName): full read")
+        let full = try source.denseRows()
+        #expect(try difference(staged.denseRows(), full) == nil, "\(file) \(matrixName): full read")
         let stored = full.joined().filter { $0 != 0 }.count
         // Sparse sources keep explicit zeros; dense zeros are not stored.
         #expect(info.format == .dense ? summary.nnz == stored : summary.nnz == (try source.indptr().last ?? 0))
 
         let rows = Array(Set(stride(from: 0, to: info.nRows, by: 3)).union(min(4, info.nRows)..<min(9, info.nRows))).sorted()
         let window = (info.nCols / 4)..<(info.nCols * 3 / 4)
-        #expect(try difference(dense(staged, rows: rows, columns: window), dense(source, rows: rows, columns: window)) == nil,
+        #expect(try difference(staged.denseRows(rows: rows, columns: window), source.denseRows(rows: rows, columns: window)) == nil,
                 "\(file) \(matrixName): blocks over a row subset and column window")
         for (subset, columns) in [(nil, window), (rows, nil), (rows, window)] as [([Int]?, Range<Int>?)] {
             let gathered = try staged.gatherColumns(rows: subset, columns: columns)
@@ -112,7 +103,7 @@ import Testing
         #expect(try staged.indptr() == [Int](repeating: 0, count: source.info.nCols + 1))
         let gathered = try staged.gatherColumns()
         #expect(gathered.nnz == 0 && gathered.majorIDs == Array(0..<source.info.nCols))
-        #expect(try difference(dense(staged), dense(source)) == nil)
+        #expect(try difference(staged.denseRows(), source.denseRows()) == nil)
     }
 
     @Test func progressRisesFromZeroToOne() throws {
@@ -194,6 +185,6 @@ import Testing
         #expect(try scratch.contents() == ["not-a-directory", "occupied", "staged.h5"])
         let kept = try GeneMajorCopy.open(path, expectedRows: data.nObs, expectedCols: data.nVars)
         #expect(kept.info.nnz == good.nnz)
-        #expect(try difference(dense(kept), dense(data.matrix("X"))) == nil)
+        #expect(try difference(kept.denseRows(), data.matrix("X").denseRows()) == nil)
     }
 }

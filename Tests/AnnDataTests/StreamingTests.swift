@@ -8,25 +8,16 @@ import Testing
         (Fixtures.expected.files[name]?.matrices.keys.sorted() ?? []).map { (name, $0 == "raw.X" ? "raw/X" : $0) }
     }
 
-    private func dense(_ reader: MatrixReader, rows: [Int]? = nil, columns: Range<Int>? = nil) throws -> [[Double]] {
-        var matrix = [[Double]](repeating: [Double](repeating: 0, count: reader.info.nCols), count: reader.info.nRows)
-        var blocks = try reader.blocks(rows: rows, columns: columns)
-        while let slab = try blocks.next() {
-            slab.forEachEntry { row, column, value in matrix[row][column] += value }
-        }
-        return matrix
-    }
-
     @Test(arguments: cases)
     func subsetsAgreeWithAFullRead(_ file: String, _ matrixName: String) throws {
         let data = try AnnDataFile(path: Fixtures.path(file))
-        let full = try dense(data.matrix(matrixName))
+        let full = try data.matrix(matrixName).denseRows()
         let reader = try data.matrix(matrixName, budget: ReadBudget(bytes: 1))
         let info = reader.info
         // Every third row plus a run of consecutive rows: exercises run merging and gaps.
         let rows = Array(Set(stride(from: 0, to: info.nRows, by: 3)).union(min(4, info.nRows)..<min(9, info.nRows))).sorted()
         let window = (info.nCols / 4)..<(info.nCols * 3 / 4)
-        let subset = try dense(reader, rows: rows, columns: window)
+        let subset = try reader.denseRows(rows: rows, columns: window)
         let selected = Set(rows)
         for r in 0..<info.nRows {
             for c in 0..<info.nCols {
@@ -40,7 +31,7 @@ import Testing
     @Test(arguments: cases)
     func gatheredColumnsAgreeWithAFullRead(_ file: String, _ matrixName: String) throws {
         let data = try AnnDataFile(path: Fixtures.path(file))
-        let full = try dense(data.matrix(matrixName))
+        let full = try data.matrix(matrixName).denseRows()
         let reader = try data.matrix(matrixName, budget: ReadBudget(bytes: 1))
         let rows = Array(stride(from: 1, to: reader.info.nRows, by: 2))
         let window = (reader.info.nCols / 3)..<reader.info.nCols

@@ -17,14 +17,8 @@ enum CLI {
     }
 
     static func run(_ arguments: [String], executable: String = "sctrial-plan") throws -> Result {
-        var directory = binDirectory
-        // Under `swift test` the runner may live inside an .xctest bundle a level or two down.
-        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent(executable).path),
-              directory.path != "/" {
-            directory.deleteLastPathComponent()
-        }
         let process = Process()
-        process.executableURL = directory.appendingPathComponent(executable)
+        process.executableURL = Self.executable(executable)
         process.arguments = arguments
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
@@ -36,5 +30,15 @@ enum CLI {
         return Result(status: process.terminationStatus,
                       stdout: String(decoding: stdout, as: UTF8.self),
                       stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// The built executable `name`. Under `swift test` the runner may live inside an .xctest
+    /// bundle a level or two below the build folder.
+    static func executable(_ name: String) -> URL {
+        var directory = binDirectory
+        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent(name).path), directory.path != "/" {
+            directory.deleteLastPathComponent()
+        }
+        return directory.appendingPathComponent(name)
     }
 }

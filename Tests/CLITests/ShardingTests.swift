@@ -217,14 +217,3 @@ import Testing
         }
     }
 }
-
-extension CLI {
-    /// The built executable `name` (found as `run` finds it).
-    static func executable(_ name: String) -> URL {
-        var directory = binDirectory
-        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent(name).path), directory.path != "/" {
-            directory.deleteLastPathComponent()
-        }
-        return directory.appendingPathComponent(name)
-    }
-}
