@@ -22,6 +22,8 @@ let package = Package(
                        providers: [.apt(["libcurl4-openssl-dev"]), .brew(["curl"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto",
                        providers: [.apt(["libssl-dev"]), .brew(["openssl"])]),
+        // Linux calls Glibc's module leaves out (fstatfs, O_DIRECT); headers only.
+        .systemLibrary(name: "CLinux"),
 
         // h5ad read access: typed obs/var columns, dense/CSR/CSC slabs, bounded-memory streaming.
         .target(name: "AnnData", dependencies: ["CHDF5"]),
@@ -36,7 +38,7 @@ let package = Package(
         .target(name: "Analyses", dependencies: ["AnnData", "Stats", "HTTP"]),
 
         // Plans, run directories, executors and the reducer.
-        .target(name: "Orchestration", dependencies: ["Analyses", "AnnData", "COpenSSL", "HTTP"]),
+        .target(name: "Orchestration", dependencies: ["Analyses", "AnnData", "CLinux", "COpenSSL", "HTTP"]),
 
         .executableTarget(name: "sctrial-plan", dependencies: [
             "AnnData", "Analyses", "Orchestration",

@@ -1,6 +1,7 @@
 import AnnData
 import Dispatch
 import Foundation
+import Synchronization
 import Stats
 
 /// A whole differential-expression result: pdex's rows with BH FDR over all of them.
@@ -100,37 +101,28 @@ extension DifferentialExpression {
                                                 geneNames: try file.vars.index())
             let targets = Array(targetRange)
             let rowsInPlay = design.rowsInPlay(targets: targets)
-            // The gene-major copy of the cells in play holds ~28 bytes per non-zero while it is
-            // built; past the budget, genes go in windows (each re-reads the rows in play), and
-            // the next window is gathered while this one is tested, so a window then gets
-            // 40 bytes per non-zero (12 held for testing, 28 gathering).
-            let entries = try estimatedEntries(original, rows: rowsInPlay) * max(1, genes.count) / max(1, file.nVars)
-            let needed = { (bytesPerEntry: Double) in
-                max(1, min(genes.count, Int((Double(entries) * bytesPerEntry / Double(gatherBudget)).rounded(.up))))
-            }
-            let windowCount = needed(28) == 1 ? 1 : needed(40)
-            let width = max(1, (genes.count + windowCount - 1) / windowCount)
-            let windows = stride(from: genes.lowerBound, to: genes.upperBound, by: width).map { $0..<min(genes.upperBound, $0 + width) }
-            // Each window's results go straight to their place in pdex's order (target-major,
-            // genes in var order across windows).
+            let lanes = max(1, threads)
+            let windows = try geneWindows(matrix, genes: genes, rows: rowsInPlay, gatherBudget: gatherBudget, lanes: lanes)
+            // Windows are gathered `lanes` at a time, one per thread (each reads the rows in play
+            // and keeps its own genes), then tested. Each window's results go straight to their
+            // place in pdex's order (target-major, genes in var order across windows).
+            nonisolated(unsafe) let reader = matrix
             let rows = try [DEValues](unsafeUninitializedCapacity: targets.count * genes.count) { buffer, initialized in
-                guard !targets.isEmpty, let first = windows.first else { return }
-                nonisolated(unsafe) let output = buffer
-                var slab = try matrix.gatherColumns(rows: rowsInPlay, columns: first)
-                for (i, window) in windows.enumerated() {
-                    // Window i is tested in the background while this thread (the file's only
-                    // reader, and one malloc arena for the big arrays) gathers window i + 1.
-                    let testing = DispatchGroup()
-                    let tested = slab
-                    DispatchQueue.global().async(group: testing) {
-                        engine.test(targets: targets, slab: tested, threads: threads,
-                                    into: UnsafeMutableBufferPointer(rebasing: output[(window.lowerBound - genes.lowerBound)...]),
+                guard !targets.isEmpty else { return }
+                for round in stride(from: 0, to: windows.count, by: lanes) {
+                    let batch = Array(windows[round..<min(windows.count, round + lanes)])
+                    let gathered = Mutex([Result<ColumnWindow, AnnDataError>?](repeating: nil, count: batch.count))
+                    DispatchQueue.concurrentPerform(iterations: batch.count) { k in
+                        let result = Result { () throws(AnnDataError) in
+                            try reader.gatherColumnMajor(rows: rowsInPlay, columns: batch[k].genes, counts: batch[k].counts)
+                        }
+                        gathered.withLock { $0[k] = result }
+                    }
+                    for (window, result) in zip(batch, gathered.withLock { $0 }) {
+                        engine.test(targets: targets, window: try result!.get(), threads: threads,
+                                    into: UnsafeMutableBufferPointer(rebasing: buffer[(window.genes.lowerBound - genes.lowerBound)...]),
                                     rowStride: genes.count)
                     }
-                    let next = i + 1 < windows.count
-                        ? Result { () throws(AnnDataError) in try matrix.gatherColumns(rows: rowsInPlay, columns: windows[i + 1]) } : nil
-                    testing.wait()
-                    if let next { slab = try next.get() }
                 }
                 initialized = buffer.count
             }
@@ -139,14 +131,42 @@ extension DifferentialExpression {
         }
     }
 
-    /// Stored entries in the rows in play: exact for CSR (from indptr), proportional otherwise.
-    static func estimatedEntries(_ matrix: MatrixReader, rows: [Int]?) throws(AnnDataError) -> Int {
-        let info = matrix.info
-        guard let rows else { return info.nnz }
-        if info.format == .csr {
-            let indptr = try matrix.indptr()
-            return rows.reduce(0) { $0 + indptr[$1 + 1] - indptr[$1] }
+    /// Gene windows, `lanes` of them gathered at once, whose copies together fit
+    /// `gatherBudget`: the genes in `lanes` windows if they fit, else windows of a lane's share
+    /// of the budget. From CSR they are cut by exact per-gene counts (one pass over the
+    /// indices), otherwise by the average density.
+    static func geneWindows(_ matrix: MatrixReader, genes: Range<Int>, rows: [Int]?, gatherBudget: Int,
+                            lanes: Int) throws(AnnDataError) -> [(genes: Range<Int>, counts: ArraySlice<Int>?)] {
+        guard !genes.isEmpty else { return [] }
+        let perEntry = matrix.gatheredBytesPerEntry
+        // Bytes each gene's gathered copy takes.
+        let bytes: [Int]
+        let counts = try matrix.storedCountsPerColumn(rows: rows)
+        if let counts {
+            bytes = counts[genes].map { $0 * perEntry }
+        } else {
+            let info = matrix.info
+            let inPlay = rows.map { Double($0.count) / Double(max(1, info.nRows)) } ?? 1
+            let perGene = Double(info.nnz) * inPlay / Double(max(1, info.nCols)) * Double(perEntry)
+            bytes = Array(repeating: Int(perGene.rounded(.up)), count: genes.count)
         }
-        return Int(Double(info.nnz) * Double(rows.count) / Double(max(1, info.nRows)))
+        let total = bytes.reduce(0, +)
+        let fits = total <= gatherBudget
+        var windows: [(genes: Range<Int>, counts: ArraySlice<Int>?)] = []
+        var start = genes.lowerBound, filled = 0, before = 0
+        for (k, size) in bytes.enumerated() {
+            let gene = genes.lowerBound + k
+            // Fitting: `lanes` windows of about equal bytes. Else: windows of a lane's share.
+            let full = fits ? windows.count < lanes - 1 && before * lanes >= (windows.count + 1) * total
+                            : filled + size > max(1, gatherBudget / lanes)
+            if gene > start && full {
+                windows.append((start..<gene, counts?[start..<gene]))
+                (start, filled) = (gene, 0)
+            }
+            filled += size
+            before += size
+        }
+        windows.append((start..<genes.upperBound, counts?[start..<genes.upperBound]))
+        return windows
     }
 }

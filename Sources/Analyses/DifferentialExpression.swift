@@ -101,23 +101,40 @@ public struct DifferentialExpression: Sendable {
     public static func profile(_ matrix: MatrixReader) throws(AnnDataError) -> DataProfile {
         var profile = DataProfile()
         try matrix.forEachValueBlock { values in
+            // Branch-free so it vectorises: NaN compares false everywhere, and the minimum is
+            // only reported when every value is finite. The fractional part of 0 ≤ x < 2^52 comes
+            // from rounding through 2^52 (x86-64's baseline has no truncation instruction, so
+            // `rounded(.towardZero)` would be a libm call per value); larger values are integers.
+            var low = profile.minimum, fractional = 0, nonFinite = 0
             for value in values {
-                guard value.isFinite else { profile.nonFinite += 1; continue }
-                profile.minimum = Swift.min(profile.minimum, value)
-                if value - value.rounded(.towardZero) > 1e-3 { profile.looksLog1p = true }
+                nonFinite &+= value.isFinite ? 0 : 1
+                low = value < low ? value : low
+                let nearest = (value + 0x1p52) - 0x1p52
+                let floor = nearest > value ? nearest - 1 : nearest
+                fractional &+= value >= 0 && value < 0x1p52 && value - floor > 1e-3 ? 1 : 0
             }
+            profile.minimum = low
+            profile.nonFinite += nonFinite
+            if fractional > 0 { profile.looksLog1p = true }
         }
         return profile
     }
 
-    /// Tests `targets` (indices into `design.targets`) × the genes of `slab` (a gene window,
-    /// gathered column-major over at least the rows in play), writing target k's result for the
-    /// window's g-th gene to `output[k * rowStride + g]`: pdex's target-major order when `output`
-    /// starts at the window's first gene of a shard `rowStride` genes wide. Genes run on `threads`
-    /// threads.
-    func test(targets: [Int], slab: SparseSlab, threads: Int, into output: UnsafeMutableBufferPointer<DEValues>, rowStride: Int) {
-        let genes = slab.majorIDs
-        precondition(targets.isEmpty || (targets.count - 1) * rowStride + genes.count <= output.count, "output too small")
+    /// Tests `targets` (indices into `design.targets`) × the genes of `window` (gathered
+    /// column-major over at least the rows in play), writing target k's result for the window's
+    /// g-th gene to `output[k * rowStride + g]`: pdex's target-major order when `output` starts at
+    /// the window's first gene of a shard `rowStride` genes wide. Genes run on `threads` threads.
+    func test(targets: [Int], window: ColumnWindow, threads: Int, into output: UnsafeMutableBufferPointer<DEValues>, rowStride: Int) {
+        switch window {
+        case .float(let slab): test(targets: targets, slab: slab, threads: threads, into: output, rowStride: rowStride)
+        case .double(let slab): test(targets: targets, slab: slab, threads: threads, into: output, rowStride: rowStride)
+        }
+    }
+
+    private func test<Value: GatheredValue>(targets: [Int], slab: ColumnMajorSlab<Value>, threads: Int,
+                                            into output: UnsafeMutableBufferPointer<DEValues>, rowStride: Int) {
+        let genes = slab.columns.count
+        precondition(targets.isEmpty || (targets.count - 1) * rowStride + genes <= output.count, "output too small")
         let groupOfRow: [Int32] = {
             var groups = [Int32](repeating: -1, count: design.cellCount)
             for (k, target) in targets.enumerated() {
@@ -130,14 +147,20 @@ public struct DifferentialExpression: Sendable {
         }()
         // `threads` workers, each taking every threads-th gene: costs per gene vary (sparsity), so
         // interleaving balances them without a shared queue.
-        let workers = max(1, min(threads, genes.count))
+        let workers = max(1, min(threads, genes))
         nonisolated(unsafe) let output = output
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
-            var worker = GeneWorker(engine: self, targets: targets, groupOfRow: groupOfRow)
-            for g in stride(from: w, to: genes.count, by: workers) {
-                let range = slab.indptr[g]..<slab.indptr[g + 1]
-                worker.compare(rows: slab.indices[range], values: slab.values[range]) { k, values in
-                    output[k * rowStride + g] = values
+        slab.rows.withUnsafeBufferPointer { rows in
+            slab.values.withUnsafeBufferPointer { values in
+                nonisolated(unsafe) let (rows, values) = (rows, values)
+                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                    var worker = GeneWorker(engine: self, targets: targets, groupOfRow: groupOfRow)
+                    for g in stride(from: w, to: genes, by: workers) {
+                        let range = slab.indptr[g]..<slab.indptr[g + 1]
+                        worker.compare(rows: UnsafeBufferPointer(rebasing: rows[range]),
+                                       values: UnsafeBufferPointer(rebasing: values[range])) { k, values in
+                            output[k * rowStride + g] = values
+                        }
+                    }
                 }
             }
         }
@@ -198,7 +221,8 @@ private struct GeneWorker {
     }
 
     /// Tests every target on one gene's stored entries; `emit(k, values)` receives target k's row.
-    mutating func compare(rows: ArraySlice<Int32>, values: ArraySlice<Double>, emit: (Int, DEValues) -> Void) {
+    mutating func compare<Value: GatheredValue>(rows: UnsafeBufferPointer<Int32>, values: UnsafeBufferPointer<Value>,
+                                                emit: (Int, DEValues) -> Void) {
         distribute(rows: rows, values: values)
         let design = engine.design
         var flat = self.flat
@@ -230,7 +254,7 @@ private struct GeneWorker {
                 for k in targets.indices {
                     var kept = 0
                     for (row, value) in zip(rows, values) where groupOfRow[Int(row)] != Int32(k) {
-                        scratch[kept] = value
+                        scratch[kept] = Double(value)
                         kept += 1
                     }
                     let size = targetSizes[k]
@@ -247,7 +271,7 @@ private struct GeneWorker {
     /// Counting sort of a gene's entries by group into `flat`, in row order within a group:
     /// group k's values are flat[offsets[k]..<offsets[k + 1]]. Each entry's group is looked up
     /// once (the lookups miss cache) and kept for the second pass.
-    private mutating func distribute(rows: ArraySlice<Int32>, values: ArraySlice<Double>) {
+    private mutating func distribute<Value: GatheredValue>(rows: UnsafeBufferPointer<Int32>, values: UnsafeBufferPointer<Value>) {
         if entryGroups.count < rows.count { entryGroups = [Int32](repeating: 0, count: max(rows.count, 2 * entryGroups.count)) }
         if flat.count < rows.count { flat = [Double](repeating: 0, count: max(rows.count, 2 * flat.count)) }
         let groupOfRow = self.groupOfRow
@@ -267,13 +291,11 @@ private struct GeneWorker {
                 cursors.withUnsafeMutableBufferPointer { cursors in
                     for k in cursors.indices { cursors[k] = offsets[k] }
                     flat.withUnsafeMutableBufferPointer { flat in
-                        values.withUnsafeBufferPointer { values in
-                            for i in values.indices {
-                                let group = Int(entryGroups[i])
-                                guard group >= 0 else { continue }
-                                flat[cursors[group]] = values[i]
-                                cursors[group] += 1
-                            }
+                        for i in values.indices {
+                            let group = Int(entryGroups[i])
+                            guard group >= 0 else { continue }
+                            flat[cursors[group]] = Double(values[i])
+                            cursors[group] += 1
                         }
                     }
                 }

@@ -73,16 +73,16 @@ public final class MatrixReader {
         }
     }
 
-    /// Every stored value in storage order, a block at a time. A sparse element's pass reads
-    /// only `data` (up to indptr's end): a scan of the values needs no indices, and every read
-    /// that uses them checks them.
-    public func forEachValueBlock(_ body: ([Double]) -> Void) throws(AnnDataError) {
+    /// Every stored value in storage order, a block at a time (the buffer is reused: valid only
+    /// during the call). A sparse element's pass reads only `data` (up to indptr's end): a scan
+    /// of the values needs no indices, and every read that uses them checks them.
+    public func forEachValueBlock(_ body: (UnsafeBufferPointer<Double>) -> Void) throws(AnnDataError) {
         guard info.format != .dense else {
             var blocks = try blocks()
             while let slab = try blocks.next() {
                 switch slab {
-                case .sparse(let s): body(s.values)
-                case .dense(let d): body(d.values)
+                case .sparse(let s): s.values.withUnsafeBufferPointer(body)
+                case .dense(let d): d.values.withUnsafeBufferPointer(body)
                 }
             }
             return
@@ -94,11 +94,37 @@ public final class MatrixReader {
             throw reader.fail(.shapeMismatch, info.valuesPath, "has shape \(data.shape) but indptr ends at \(stored)")
         }
         let step = max(1, min(ReadBudget.maxEntriesPerBlock, budget.bytes / ReadBudget.bytesPerSparseEntry))
-        var start = 0
-        while start < stored {
-            let count = min(step, stored - start)
-            body(try data.readDoubles(info.dtype, start: [start], count: [count]))
-            start += count
+        // Fresh arrays each block would be page-faulted in again every time: both buffers are reused.
+        let raw = ScratchBuffer()
+        let widened = ScratchBuffer()
+        func pass<T: H5NativeType>(_: T.Type, _ convert: (T) -> Double) throws(AnnDataError) {
+            var start = 0
+            while start < stored {
+                let count = min(step, stored - start)
+                let source = raw.reserve(bytes: count * MemoryLayout<T>.stride)
+                try data.read(into: source, type: T.h5Type, start: [start], count: [count])
+                if T.self == Double.self {
+                    body(UnsafeBufferPointer(start: source.assumingMemoryBound(to: Double.self), count: count))
+                } else {
+                    let values = widened.reserve(bytes: count * 8).assumingMemoryBound(to: Double.self)
+                    let typed = source.assumingMemoryBound(to: T.self)
+                    for k in 0..<count { values[k] = convert(typed[k]) }
+                    body(UnsafeBufferPointer(start: values, count: count))
+                }
+                start += count
+            }
+        }
+        switch info.dtype {
+        case .float64: try pass(Double.self) { $0 }
+        case .float32: try pass(Float.self) { Double($0) }
+        case .int8: try pass(Int8.self) { Double($0) }
+        case .int16: try pass(Int16.self) { Double($0) }
+        case .int32: try pass(Int32.self) { Double($0) }
+        case .int64: try pass(Int64.self) { Double($0) }
+        case .uint8, .bool: try pass(UInt8.self) { Double($0) }
+        case .uint16: try pass(UInt16.self) { Double($0) }
+        case .uint32: try pass(UInt32.self) { Double($0) }
+        case .uint64: try pass(UInt64.self) { Double($0) }
         }
     }
 

@@ -14,6 +14,8 @@ public struct LocalExecutor {
     public var retries = 3
     /// The worker executable; found beside this one when nil (a one-shard plan needs none).
     public var workerPath: String?
+    /// Where a shard computed in this process leaves its rows for the reduce that follows.
+    public var computed: ComputedParts?
 
     public init(jobs: Int, threads: Int? = nil, memoryGB: Double? = nil, workerPath: String? = nil) {
         self.jobs = max(1, jobs)
@@ -105,7 +107,7 @@ public struct LocalExecutor {
         while true {
             attempt += 1
             do {
-                _ = try ShardWorker.run(run, shard: 0, threads: threads, memoryGB: memoryGB)
+                _ = try ShardWorker.run(run, shard: 0, threads: threads, memoryGB: memoryGB, computed: computed)
                 progress.shardFinished(0, done: 1)
                 return .complete(ran: 1)
             } catch let error as OrchestrationError where error.isTemporary && attempt <= retries {

@@ -1,5 +1,6 @@
 import Analyses
 import Foundation
+import Synchronization
 import Stats
 
 /// `parts/NNNNN.part`: one shard's rows, binary so that numbers travel bit-exact (NaN included)
@@ -172,12 +173,18 @@ enum DEPart {
         try writer.append(bytes: Array(chunk[..<(filled * PartFormat.deRecordSize)]))
     }
 
-    /// A mapped DE part.
+    /// A DE part's records: mapped from its file, or the rows this process just computed and
+    /// wrote (see `ComputedParts`).
     struct Reader {
-        let data: Data
+        private enum Storage {
+            case mapped(Data)
+            case computed(DEShardResult)
+        }
+        private let storage: Storage
         let rows: Int
 
         init(url: URL, shard: Int) throws {
+            let data: Data
             do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
                 throw OrchestrationError("\(url.path): cannot read part: \(error.localizedDescription)")
             }
@@ -186,27 +193,63 @@ enum DEPart {
             guard data.count == PartFormat.headerSize + rows * PartFormat.deRecordSize else {
                 throw OrchestrationError("\(url.path): \(data.count) bytes, but \(rows) rows need \(PartFormat.headerSize + rows * PartFormat.deRecordSize)")
             }
+            storage = .mapped(data)
+        }
+
+        init(computed result: DEShardResult) {
+            storage = .computed(result)
+            rows = result.rows.count
         }
 
         /// Record `i`: target and gene indices and the six numbers.
         func record(_ i: Int) -> (target: Int, gene: Int, values: DEValues) {
-            data.withUnsafeBytes { raw in
-                let base = PartFormat.headerSize + i * PartFormat.deRecordSize
-                let target = Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: base, as: Int32.self)))
-                let gene = Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: base + 4, as: Int32.self)))
-                func value(_ k: Int) -> Double {
-                    Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: base + 8 + 8 * k, as: UInt64.self)))
+            switch storage {
+            case .computed(let result):
+                let width = result.genes.count
+                return (result.targets.lowerBound + i / width, result.genes.lowerBound + i % width, result.rows[i])
+            case .mapped(let data):
+                return data.withUnsafeBytes { raw in
+                    let base = PartFormat.headerSize + i * PartFormat.deRecordSize
+                    let target = Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: base, as: Int32.self)))
+                    let gene = Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: base + 4, as: Int32.self)))
+                    func value(_ k: Int) -> Double {
+                        Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: base + 8 + 8 * k, as: UInt64.self)))
+                    }
+                    return (target, gene, DEValues(targetMean: value(0), referenceMean: value(1), percentChange: value(2),
+                                                   foldChange: value(3), pValue: value(4), statistic: value(5)))
                 }
-                return (target, gene, DEValues(targetMean: value(0), referenceMean: value(1), percentChange: value(2),
-                                               foldChange: value(3), pValue: value(4), statistic: value(5)))
             }
         }
 
         func pValue(_ i: Int) -> Double {
-            data.withUnsafeBytes { raw in
-                Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: PartFormat.headerSize + i * PartFormat.deRecordSize + 8 + 4 * 8, as: UInt64.self)))
+            switch storage {
+            case .computed(let result):
+                return result.rows[i].pValue
+            case .mapped(let data):
+                return data.withUnsafeBytes { raw in
+                    Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: PartFormat.headerSize + i * PartFormat.deRecordSize + 8 + 4 * 8, as: UInt64.self)))
+                }
             }
         }
+    }
+}
+
+/// DE parts this process computed and has just written, kept in memory for the reduce that
+/// follows in the same process (`run` with a one-shard plan): the reducer then uses the rows
+/// instead of reading and hashing gigabytes it has just written. Only a part whose marker
+/// carries the sha256 recorded here is taken from memory.
+public final class ComputedParts: Sendable {
+    private let parts = Mutex<[Int: (sha256: String, result: DEShardResult)]>([:])
+
+    public init() {}
+
+    func keep(shard: Int, sha256: String, result: DEShardResult) {
+        parts.withLock { $0[shard] = (sha256, result) }
+    }
+
+    /// The rows of `shard` if this process wrote the part its marker describes.
+    func result(shard: Int, marker: ShardMarker) -> DEShardResult? {
+        parts.withLock { parts in parts[shard].flatMap { $0.sha256 == marker.sha256 ? $0.result : nil } }
     }
 }
 

@@ -10,13 +10,15 @@ public struct ShardingRequest: Sendable {
     /// Otherwise: as many shards as the cost model needs to keep each near this many seconds.
     public var targetShardSeconds: Double
     public var threads: Int
-    public var memoryGB: Double
+    /// Memory per worker; nil: DE sizes it to gather a shard's matrix in one pass (see
+    /// `Planner.automaticDEMemoryGB`), DiD takes `defaultMemoryGB`.
+    public var memoryGB: Double?
 
     public static let defaultTargetShardSeconds = 300.0
     public static let defaultMemoryGB = 2.0
 
     public init(axis: Plan.Axis? = nil, shards: Int? = nil, targetShardSeconds: Double = defaultTargetShardSeconds,
-                threads: Int = ProcessInfo.processInfo.activeProcessorCount, memoryGB: Double = defaultMemoryGB) {
+                threads: Int = ProcessInfo.processInfo.activeProcessorCount, memoryGB: Double? = nil) {
         self.axis = axis
         self.shards = shards
         self.targetShardSeconds = targetShardSeconds
@@ -39,6 +41,17 @@ public enum Planner {
     public typealias Progress = @Sendable (String) -> Void
 
     // MARK: DE
+
+    /// Memory per DE worker when none is asked for: enough to gather the largest shard's cells ×
+    /// genes in one pass (a window per thread) rather than re-reading the matrix once per gene
+    /// window, at least the 2 GB default and at most half of this machine's memory (or 16 GB).
+    /// `needed`: the gathered copy counted twice (the gather budget is half the memory) plus the
+    /// output rows.
+    static func automaticDEMemoryGB(_ needed: Double) -> Double {
+        let ceiling = min(16, Double(ProcessInfo.processInfo.physicalMemory) / 2 / 1e9)
+        let wanted = ((needed + 256e6) / 1e9 * 10).rounded(.up) / 10
+        return max(ShardingRequest.defaultMemoryGB, min(ceiling, wanted))
+    }
 
     public static func planDE(input path: String, parameters: DEParameters, request: ShardingRequest, run: RunDirectory,
                               dryRun: Bool = false, progress: Progress? = nil) throws -> PlannedRun {
@@ -67,11 +80,11 @@ public enum Planner {
             case .no: isLog1p = false
             case .auto: isLog1p = profile.looksLog1p
             }
-            if !isLog1p, profile.minimum < 0 {
-                throw AnalysisError("\(path): \(matrix.info.path) has negative values (minimum \(profile.minimum)); fold changes of means need non-negative expression: give counts or normalised data (--layer), or --is-log1p true for log1p data")
-            }
             if profile.nonFinite > 0 {
                 throw AnalysisError("\(path): \(matrix.info.path) has \(profile.nonFinite) non-finite values (NaN or inf)")
+            }
+            if !isLog1p, profile.minimum < 0 {
+                throw AnalysisError("\(path): \(matrix.info.path) has negative values (minimum \(profile.minimum)); fold changes of means need non-negative expression: give counts or normalised data (--layer), or --is-log1p true for log1p data")
             }
             let info = matrix.info
             let csr = info.format == .csr
@@ -119,13 +132,22 @@ public enum Planner {
             case .perturbations: readPath = design.referenceRows == nil || !csr || ranges.count == 1 ? .allRows : .rowSubset
             default: readPath = !csr ? .columnRange : (ranges.count == 1 ? .allRows : .stagedColumns)
             }
-            let memory = { (range: Range<Int>) -> Int in
+            // A shard's gathered copy of its cells × genes, and its output rows.
+            let gathered = { (range: Range<Int>) -> Double in
                 let cells = axis == .perturbations
                     ? design.targetRows[range].reduce(referenceCells) { $0 + $1.count } : info.nRows
                 let geneCount = axis == .perturbations ? info.nCols : range.count
-                let gathered = min(Double(cells) * Double(geneCount) * density * 28, request.memoryGB * 1e9 / 2)
-                let tests = Double(axis == .perturbations ? range.count : design.targets.count) * Double(geneCount)
-                return Int(gathered + tests * 64 + request.memoryGB * 1e9 / 8)
+                return Double(cells) * Double(geneCount) * density * Double(matrix.gatheredBytesPerEntry)
+            }
+            let outputs = { (range: Range<Int>) -> Double in
+                Double(axis == .perturbations ? range.count : design.targets.count)
+                    * Double(axis == .perturbations ? info.nCols : range.count) * Double(MemoryLayout<DEValues>.stride)
+            }
+            let memoryGB = request.memoryGB ?? automaticDEMemoryGB(ranges.map { 2 * gathered($0) + outputs($0) }.max() ?? 0)
+            var request = request
+            request.memoryGB = memoryGB
+            let memory = { (range: Range<Int>) -> Int in
+                Int(min(gathered(range), memoryGB * 1e9 / 2) + outputs(range) + memoryGB * 1e9 / 8)
             }
             let analysis = Plan.Analysis(kind: .de, de: .init(parameters: parameters, isLog1p: isLog1p, targets: design.targets,
                                                               referenceName: design.referenceName, genes: genes))
@@ -198,9 +220,10 @@ public enum Planner {
             } else {
                 readPath = !csr ? .columnRange : (ranges.count == 1 ? .allRows : .stagedColumns)
             }
+            let memoryGB = request.memoryGB ?? ShardingRequest.defaultMemoryGB
             let memory = { (range: Range<Int>) -> Int in
                 let width = axis == .features ? Double(range.count) : features
-                return Int(units * width * 8 * 3 + request.memoryGB * 1e9 / 8)
+                return Int(units * width * 8 * 3 + memoryGB * 1e9 / 8)
             }
             var matrices = [outline.matrixName]
             if parameters.geneSets != nil { matrices.append(parameters.layer ?? "X") }
@@ -282,7 +305,8 @@ public enum Planner {
                     input: .init(path: absolute, sizeBytes: stamp.size, modified: stamp.modified, nObs: file.nObs, nVars: file.nVars,
                                  fingerprint: fingerprint, matrices: Array(Set(matrices)).sorted()),
                     analysis: analysis, axis: axis, readPath: readPath, shards: shards,
-                    resources: .init(threads: request.threads, memoryGB: request.memoryGB), staged: .init())
+                    resources: .init(threads: request.threads, memoryGB: request.memoryGB ?? ShardingRequest.defaultMemoryGB),
+                    staged: .init())
     }
 
     /// Contiguous shards (global order is then concatenation) with costs as equal as the units

@@ -41,14 +41,15 @@ public struct RunSummary: Codable, Sendable, Equatable {
 /// recomputes FDR over the whole table as the reference does, and writes the results and
 /// summary atomically.
 public enum Reducer {
-    public static func reduce(_ run: RunDirectory, allowPartial: Bool = false) throws -> RunSummary {
+    /// `computed`: parts this process has just written, reduced from memory (see `ComputedParts`).
+    public static func reduce(_ run: RunDirectory, allowPartial: Bool = false, computed: ComputedParts? = nil) throws -> RunSummary {
         let plan = try run.readPlan()
         var present: [Int] = []
         var missing: [Int] = []
         var timings: [RunSummary.ShardTiming] = []
         for shard in plan.shards.indices {
             guard FileManager.default.fileExists(atPath: run.markerURL(shard).path) else { missing.append(shard); continue }
-            let marker = try verifiedMarker(plan, run: run, shard: shard)
+            let marker = try verifiedMarker(plan, run: run, shard: shard, computed: computed)
             present.append(shard)
             timings.append(.init(shard: shard, rows: marker.rows, seconds: marker.seconds, peakRSSBytes: marker.peakRSSBytes,
                                  readBytes: marker.readBytes))
@@ -60,7 +61,7 @@ public enum Reducer {
         var summary: RunSummary
         switch plan.analysis.kind {
         case .did: summary = try reduceDiD(plan, run: run, shards: present, to: output)
-        case .de: summary = try reduceDE(plan, run: run, shards: present, to: output)
+        case .de: summary = try reduceDE(plan, run: run, shards: present, to: output, computed: computed)
         }
         summary.missingShards = missing
         summary.partial = !missing.isEmpty
@@ -72,7 +73,7 @@ public enum Reducer {
     }
 
     /// The marker of a shard whose part is exactly what the worker wrote for this plan.
-    static func verifiedMarker(_ plan: Plan, run: RunDirectory, shard: Int) throws -> ShardMarker {
+    static func verifiedMarker(_ plan: Plan, run: RunDirectory, shard: Int, computed: ComputedParts? = nil) throws -> ShardMarker {
         let name = "shard \(shard) (\(run.partURL(shard).path))"
         guard let marker = ShardMarker.read(run.markerURL(shard)) else {
             throw OrchestrationError("\(name): unreadable done marker \(run.markerURL(shard).path); delete it and rerun the shard")
@@ -83,7 +84,9 @@ public enum Reducer {
         guard FileManager.default.fileExists(atPath: run.partURL(shard).path) else {
             throw OrchestrationError("\(name): marked done but the part is missing; delete \(run.markerURL(shard).lastPathComponent) and rerun the shard")
         }
-        guard try SHA256.file(run.partURL(shard).path) == marker.sha256 else {
+        // A part this process hashed as it wrote it needs no second reading.
+        let hashedWhenWritten = computed?.result(shard: shard, marker: marker) != nil
+        guard try hashedWhenWritten || SHA256.file(run.partURL(shard).path) == marker.sha256 else {
             throw OrchestrationError("\(name): part is corrupted (sha256 differs from its done marker); delete \(run.markerURL(shard).lastPathComponent) and rerun the shard")
         }
         return marker
@@ -119,73 +122,66 @@ public enum Reducer {
 
     /// DE parts are mapped, not loaded: one pass collects the p-values in pdex's order for BH,
     /// a second writes the rows in that order.
-    static func reduceDE(_ plan: Plan, run: RunDirectory, shards: [Int], to output: URL) throws -> RunSummary {
+    static func reduceDE(_ plan: Plan, run: RunDirectory, shards: [Int], to output: URL, computed: ComputedParts?) throws -> RunSummary {
         guard let de = plan.analysis.de else { throw OrchestrationError("\(run.planURL.path): DE plan without its DE section") }
-        let parts = try shards.map { try DEPart.Reader(url: run.partURL($0), shard: $0) }
-        // pdex's order is target-major, genes in var order. Perturbation shards hold whole
-        // targets; feature shards hold every target over their genes, so a target's row is
-        // pieced together from each part's stretch.
-        let order: [(part: Int, record: Int)] = {
-            var order: [(part: Int, record: Int)] = []
-            order.reserveCapacity(parts.reduce(0) { $0 + $1.rows })
-            switch plan.axis {
-            case .features:
-                let widths = shards.map { plan.shards[$0].units.count }
-                for target in de.targets.indices {
-                    for (p, width) in widths.enumerated() {
-                        for g in 0..<width { order.append((p, target * width + g)) }
-                    }
-                }
-            default:
-                for (p, part) in parts.enumerated() { for r in 0..<part.rows { order.append((p, r)) } }
+        let parts = try shards.map { shard in
+            if let marker = ShardMarker.read(run.markerURL(shard)), let result = computed?.result(shard: shard, marker: marker) {
+                return DEPart.Reader(computed: result)
             }
-            return order
-        }()
-        let pValues = order.map { parts[$0.part].pValue($0.record) }
-        let fdr = try BenjaminiHochberg.scipy(pValues)
+            return try DEPart.Reader(url: run.partURL(shard), shard: shard)
+        }
+        let order = DEOrder(axis: plan.axis, widths: shards.map { plan.shards[$0].units.count }, rows: parts.map(\.rows))
+        let fdr = try BenjaminiHochberg.scipy((0..<order.count).map { position in
+            let (part, record) = order.locate(position)
+            return parts[part].pValue(record)
+        })
         let targets = de.targets.map { Array(CSVText.field($0).utf8) }
         let reference = Array(CSVText.field(de.referenceName).utf8)
         let genes = de.genes.map { Array(CSVText.field($0).utf8) }
         // Lines are formatted in chunks on every core, a round of chunks at a time, while the
-        // previous round is written (writing and its sha256 are serial).
+        // previous round is written (writing is serial). Two banks of per-lane buffers take
+        // turns, reused from round to round: fresh gigabytes of buffers would each be
+        // page-faulted in.
         let chunkRows = 1 << 16
         let lanes = max(1, ProcessInfo.processInfo.activeProcessorCount)
         let chunkCount = (order.count + chunkRows - 1) / chunkRows
         let rounds = (chunkCount + lanes - 1) / lanes
-        let format = { @Sendable (round: Int) -> [[UInt8]] in
+        nonisolated(unsafe) let lines = (0..<(2 * lanes)).map { _ in CSVLineBuffer(capacity: chunkRows * 160) }
+        let format = { @Sendable (round: Int) in
             let chunks = (round * lanes)..<min(chunkCount, (round + 1) * lanes)
-            let formatted = Mutex([[UInt8]](repeating: [], count: chunks.count))
             DispatchQueue.concurrentPerform(iterations: chunks.count) { lane in
                 let chunk = chunks.lowerBound + lane
-                var line = CSVLineBuffer()
-                line.bytes.reserveCapacity(chunkRows * 160)
+                let slot = (round % 2) * lanes + lane
+                let line = lines[slot]
+                line.removeAll()
+                let comma = UInt8(ascii: ",")
                 for position in (chunk * chunkRows)..<min(order.count, (chunk + 1) * chunkRows) {
-                    let entry = order[position]
+                    let entry = order.locate(position)
                     let record = parts[entry.part].record(entry.record)
-                    line.append(targets[record.target]); line.append(UInt8(ascii: ","))
-                    line.append(reference); line.append(UInt8(ascii: ","))
-                    line.append(genes[record.gene]); line.append(UInt8(ascii: ","))
+                    line.append(targets[record.target]); line.append(comma)
+                    line.append(reference); line.append(comma)
+                    line.append(genes[record.gene]); line.append(comma)
                     let v = record.values
                     // Means and FDRs repeat (a target's mean takes few values, a gene's reference
                     // mean is the same for every target, BH has plateaus): those go through the cache.
-                    line.number(v.targetMean, cached: true); line.append(UInt8(ascii: ","))
-                    line.number(v.referenceMean, cached: true); line.append(UInt8(ascii: ","))
-                    for value in [v.percentChange, v.foldChange, v.pValue, v.statistic] {
-                        line.number(value, cached: false)
-                        line.append(UInt8(ascii: ","))
-                    }
+                    line.number(v.targetMean, cached: true); line.append(comma)
+                    line.number(v.referenceMean, cached: true); line.append(comma)
+                    // Changes repeat with the means they come from (a target with no counts of a
+                    // gene, say).
+                    line.number(v.percentChange, cached: true); line.append(comma)
+                    line.number(v.foldChange, cached: true); line.append(comma)
+                    line.number(v.pValue, cached: false); line.append(comma)
+                    line.number(v.statistic, cached: false); line.append(comma)
                     line.number(fdr[position], cached: true); line.append(UInt8(ascii: "\n"))
                 }
-                formatted.withLock { $0[lane] = line.bytes }
             }
-            return formatted.withLock { $0 }
+            return chunks.count
         }
         try AtomicFile.stream(to: output) { writer in
             try writer.append(DETable.columns.joined(separator: ",") + "\n")
-            try writer.flush()
-            var ready = rounds > 0 ? format(0) : []
+            var ready = rounds > 0 ? format(0) : 0
             for round in 0..<rounds {
-                let next = Mutex<[[UInt8]]>([])
+                let next = Mutex(0)
                 let group = DispatchGroup()
                 if round + 1 < rounds {
                     DispatchQueue.global().async(group: group) {
@@ -193,7 +189,9 @@ public enum Reducer {
                         next.withLock { $0 = formatted }
                     }
                 }
-                for bytes in ready { try bytes.withUnsafeBytes { try writer.write($0) } }
+                for lane in 0..<ready {
+                    try writer.write(lines[(round % 2) * lanes + lane].bytes)
+                }
                 group.wait()
                 ready = next.withLock { $0 }
             }
@@ -204,42 +202,163 @@ public enum Reducer {
     }
 }
 
-/// A CSV line buffer: bytes appended directly, numbers formatted by `CSVText.number`'s rule
-/// without an intermediate String per value, and repeated numbers copied from a cache.
-struct CSVLineBuffer: TextOutputStream {
-    var bytes: [UInt8] = []
+/// Where the reduced table's rows come from: pdex's order is target-major, genes in var order.
+/// Perturbation shards hold whole targets, one after the other; feature shards hold every
+/// target over their genes, so a target's row is pieced together from each part's stretch.
+/// Computed per row rather than listed (a list would be 16 bytes per row).
+struct DEOrder {
+    let count: Int
+    /// Features: each gene slot's part and its offset within that part's width.
+    private let slots: [(part: Int, offset: Int)]
+    private let widths: [Int]
+    /// Otherwise: each part's first row in the table.
+    private let starts: [Int]?
+
+    init(axis: Plan.Axis, widths: [Int], rows: [Int]) {
+        count = rows.reduce(0, +)
+        self.widths = widths
+        if axis == .features {
+            slots = widths.enumerated().flatMap { part, width in (0..<width).map { (part, $0) } }
+            starts = nil
+        } else {
+            slots = []
+            var starts = [0]
+            for n in rows { starts.append(starts.last! + n) }
+            self.starts = starts
+        }
+    }
+
+    func locate(_ position: Int) -> (part: Int, record: Int) {
+        guard let starts else {
+            let (target, slot) = position.quotientAndRemainder(dividingBy: slots.count)
+            let (part, offset) = slots[slot]
+            return (part, target * widths[part] + offset)
+        }
+        // The last part starting at or before `position` (empty parts are skipped).
+        var low = 0, high = starts.count - 1
+        while high - low > 1 {
+            let middle = (low + high) / 2
+            if starts[middle] <= position { low = middle } else { high = middle }
+        }
+        return (low, position - starts[low])
+    }
+}
+
+/// A CSV chunk buffer: bytes stored straight into raw memory (grown, never shrunk, reused from
+/// chunk to chunk), numbers formatted by `CSVText.number`'s rule without an intermediate String,
+/// and repeated numbers copied from a cache. A class: each formatting lane owns one.
+final class CSVLineBuffer: TextOutputStream {
+    private(set) var storage: UnsafeMutablePointer<UInt8>
+    private var capacity: Int
+    private(set) var count = 0
     /// Direct-mapped by bit pattern: `cacheKeys[slot]` (a NaN pattern when empty: NaN is never
     /// cached) and its text in `cacheText[slot * slotBytes...]`, `cacheLengths[slot]` long.
-    private var cacheKeys = [UInt64](repeating: 0x7FF8_0000_0000_0001, count: 1 << cacheBits)
-    private var cacheLengths = [UInt8](repeating: 0, count: 1 << cacheBits)
-    private var cacheText = [UInt8](repeating: 0, count: (1 << cacheBits) * slotBytes)
+    private let cacheKeys: UnsafeMutablePointer<UInt64>
+    private let cacheLengths: UnsafeMutablePointer<UInt8>
+    private let cacheText: UnsafeMutablePointer<UInt8>
     private static let cacheBits = 15
     private static let slotBytes = 32
 
-    mutating func append(_ byte: UInt8) { bytes.append(byte) }
-    mutating func append(_ field: [UInt8]) { bytes.append(contentsOf: field) }
+    init(capacity: Int = 1 << 20) {
+        self.capacity = max(64, capacity)
+        storage = .allocate(capacity: self.capacity)
+        cacheKeys = .allocate(capacity: 1 << Self.cacheBits)
+        cacheKeys.initialize(repeating: 0x7FF8_0000_0000_0001, count: 1 << Self.cacheBits)
+        cacheLengths = .allocate(capacity: 1 << Self.cacheBits)
+        cacheLengths.initialize(repeating: 0, count: 1 << Self.cacheBits)
+        cacheText = .allocate(capacity: (1 << Self.cacheBits) * Self.slotBytes)
+    }
+
+    deinit {
+        storage.deallocate()
+        cacheKeys.deallocate()
+        cacheLengths.deallocate()
+        cacheText.deallocate()
+    }
+
+    /// The bytes so far (valid until the next append).
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: storage, count: count) }
+
+    func removeAll() { count = 0 }
+
+    /// Room for `extra` more bytes.
+    @inline(__always) func reserve(_ extra: Int) {
+        guard count + extra > capacity else { return }
+        capacity = max(2 * capacity, count + extra)
+        let grown = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
+        grown.update(from: storage, count: count)
+        storage.deallocate()
+        storage = grown
+    }
+
+    @inline(__always) func append(_ byte: UInt8) {
+        reserve(1)
+        storage[count] = byte
+        count += 1
+    }
+
+    func append(_ field: [UInt8]) {
+        field.withUnsafeBufferPointer { append($0) }
+    }
+
+    @inline(__always) func append(_ field: UnsafeBufferPointer<UInt8>) {
+        reserve(field.count)
+        (storage + count).update(from: field.baseAddress!, count: field.count)
+        count += field.count
+    }
 
     /// `CSVText.number`: empty for NaN, `inf`/`-inf`, else Swift's shortest round-trip form
     /// (`Double.write(to:)`, what `"\(value)"` prints).
-    mutating func number(_ value: Double, cached: Bool) {
+    func number(_ value: Double, cached: Bool) {
         if value.isNaN { return }
-        guard cached else { value.write(to: &self); return }
+        if halfInteger(value) { return }
+        var this = self
+        guard cached else { value.write(to: &this); return }
         let key = value.bitPattern
         let slot = Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> (64 - UInt64(Self.cacheBits)))
-        let base = slot * Self.slotBytes
+        let text = cacheText + slot * Self.slotBytes
         if cacheKeys[slot] == key {
-            cacheText.withUnsafeBufferPointer { bytes.append(contentsOf: $0[base..<(base + Int(cacheLengths[slot]))]) }
+            append(UnsafeBufferPointer(start: text, count: Int(cacheLengths[slot])))
             return
         }
-        let start = bytes.count
-        value.write(to: &self)
-        let length = bytes.count - start
+        let start = count
+        value.write(to: &this)
+        let length = count - start
         guard length <= Self.slotBytes else { return }
         cacheKeys[slot] = key
         cacheLengths[slot] = UInt8(length)
-        for i in 0..<length { cacheText[base + i] = bytes[start + i] }
+        text.update(from: storage + start, count: length)
     }
 
-    mutating func write(_ string: String) { bytes.append(contentsOf: string.utf8) }
-    mutating func _writeASCII(_ buffer: UnsafeBufferPointer<UInt8>) { bytes.append(contentsOf: buffer) }
+    /// Whole and half numbers below 1e15 (rank statistics are all of this kind) printed
+    /// directly, as `description` prints them ("796929.5", "3.0", "-0.0"); false for anything
+    /// else.
+    @inline(__always) func halfInteger(_ value: Double) -> Bool {
+        let twice = Swift.abs(value) * 2
+        // Rounding through 2^52 (no libm call): exact for these magnitudes.
+        guard twice < 2e15, (twice + 0x1p52) - 0x1p52 == twice else { return false }
+        let halves = UInt64(twice)
+        var whole = halves >> 1
+        reserve(20)
+        if value.sign == .minus { storage[count] = UInt8(ascii: "-"); count += 1 }
+        var digits = 1
+        var scale: UInt64 = 10
+        while digits < 16 && whole >= scale { digits += 1; scale &*= 10 }
+        for k in stride(from: digits - 1, through: 0, by: -1) {
+            storage[count + k] = UInt8(truncatingIfNeeded: whole % 10) &+ 0x30
+            whole /= 10
+        }
+        count += digits
+        storage[count] = UInt8(ascii: ".")
+        storage[count + 1] = halves & 1 == 0 ? UInt8(ascii: "0") : UInt8(ascii: "5")
+        count += 2
+        return true
+    }
+
+    func write(_ string: String) {
+        var string = string
+        string.withUTF8 { append($0) }
+    }
+
+    func _writeASCII(_ buffer: UnsafeBufferPointer<UInt8>) { append(buffer) }
 }

@@ -11,8 +11,10 @@ public enum ShardWorker {
     }
 
     /// Computes shard `index` and writes its part and marker atomically. Holds the shard's lock
-    /// throughout, so a second worker on the same shard waits and then finds it done.
-    public static func run(_ run: RunDirectory, shard index: Int, threads: Int? = nil, memoryGB: Double? = nil) throws -> Outcome {
+    /// throughout, so a second worker on the same shard waits and then finds it done. A DE
+    /// shard's rows are also left in `computed` when given, for a reduce in this process.
+    public static func run(_ run: RunDirectory, shard index: Int, threads: Int? = nil, memoryGB: Double? = nil,
+                           computed: ComputedParts? = nil) throws -> Outcome {
         let plan = try run.readPlan()
         guard plan.shards.indices.contains(index) else {
             throw OrchestrationError("\(run.planURL.path): shard \(index) does not exist (the plan has \(plan.shards.count) shards, 0-\(plan.shards.count - 1))")
@@ -31,12 +33,14 @@ public enum ShardWorker {
             let shard = plan.shards[index]
             let written: (bytes: Int, sha256: String)
             let rows: Int
+            var computedDE: DEShardResult?
             switch plan.analysis.kind {
             case .de:
                 let result = try computeDE(plan, run: run, shard: shard, threads: threads ?? plan.resources.threads,
                                            budget: budget, gatherBudget: Int(memory / 2))
                 rows = result.rows.count
                 written = try AtomicFile.streamHashed(to: run.partURL(index)) { try DEPart.write(result, shard: index, into: &$0) }
+                computedDE = result
             case .did:
                 let result = try computeDiD(plan, run: run, shard: shard, budget: budget)
                 rows = result.rows.count
@@ -48,6 +52,7 @@ public enum ShardWorker {
                                      peakRSSBytes: peakResidentBytes(), readBytes: bytesRead(), host: ProcessInfo.processInfo.hostName,
                                      finishedAt: ISO8601DateFormatter().string(from: Date()))
             try marker.write(to: run.markerURL(index))
+            if let computed, let computedDE { computed.keep(shard: index, sha256: written.sha256, result: computedDE) }
             try? FileManager.default.removeItem(at: run.failureURL(index))
             return .done(rows: rows, seconds: marker.seconds)
         } catch {

@@ -134,14 +134,15 @@ struct ShardingOptions: ParsableArguments {
     @Option(help: "Threads per worker.")
     var threads = ProcessInfo.processInfo.activeProcessorCount
 
-    @Option(help: "Memory budget per worker in GB; reads and gathers stay within it.")
-    var memory = ShardingRequest.defaultMemoryGB
+    @Option(help: ArgumentHelp("Memory budget per worker in GB; reads and gathers stay within it.",
+                               discussion: "Default: DiD 2; DE enough to gather a shard's cells × genes in one pass (at least 2, at most half of this machine's memory or 16)."))
+    var memory: Double?
 
     func validate() throws {
         if let shards, shards < 1 { throw ValidationError("--shards must be at least 1") }
         guard targetShardSeconds > 0 else { throw ValidationError("--target-shard-seconds must be positive") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-        guard memory > 0 else { throw ValidationError("--memory must be a positive number of GB") }
+        if let memory, !(memory > 0) { throw ValidationError("--memory must be a positive number of GB") }
     }
 
     var request: ShardingRequest {

@@ -15,6 +15,34 @@ import Testing
         #expect(leftovers.isEmpty)
     }
 
+    /// Past the first staging buffer a local-disk file is written with O_DIRECT, the last
+    /// partial buffer through the page cache: every byte must land once, in order, whatever the
+    /// append sizes, and the hash must be the file's. (On filesystems without O_DIRECT the same
+    /// writes go through the page cache.)
+    @Test func largeStreamsArriveIntactPastTheStagingBuffer() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("direct-\(UUID().uuidString).bin")
+        defer { try? FileManager.default.removeItem(at: url) }
+        var expected = [UInt8]()
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        // Appends of awkward sizes: one byte, odd runs, and one bigger than two staging buffers.
+        let sizes = [1, 4093, 3 * AtomicFile.Writer.stagingBytes - 17, 12_345, AtomicFile.Writer.stagingBytes, 7]
+        let written = try AtomicFile.streamHashed(to: url) { writer in
+            for size in sizes {
+                let chunk = (0..<size).map { _ in
+                    state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                    return UInt8(truncatingIfNeeded: state >> 56)
+                }
+                expected += chunk
+                try writer.append(bytes: chunk)
+            }
+        }
+        let contents = try Data(contentsOf: url)
+        #expect(contents.count == expected.count)
+        #expect(contents == Data(expected))
+        #expect(written.bytes == expected.count)
+        #expect(written.sha256 == (try SHA256.file(url.path)))
+    }
+
     @Test func unwritableDirectoryIsAClearError() {
         let url = URL(fileURLWithPath: "/proc/definitely-not-writable/results.csv")
         let error = #expect(throws: OrchestrationError.self) { try AtomicFile.write(Data("x".utf8), to: url) }
