@@ -106,6 +106,8 @@ extension DifferentialExpression {
             // Windows are gathered `lanes` at a time, one per thread (each reads the rows in play
             // and keeps its own genes), then tested. Each window's results go straight to their
             // place in pdex's order (target-major, genes in var order across windows).
+            // The reader caches its indptr on first use: read it here, before threads share it.
+            if matrix.info.format != .dense { _ = try matrix.indptr() }
             nonisolated(unsafe) let reader = matrix
             let rows = try [DEValues](unsafeUninitializedCapacity: targets.count * genes.count) { buffer, initialized in
                 guard !targets.isEmpty else { return }
@@ -141,7 +143,7 @@ extension DifferentialExpression {
         let perEntry = matrix.gatheredBytesPerEntry
         // Bytes each gene's gathered copy takes.
         let bytes: [Int]
-        let counts = try matrix.storedCountsPerColumn(rows: rows)
+        let counts = try matrix.storedCountsPerColumn(rows: rows, threads: lanes)
         if let counts {
             bytes = counts[genes].map { $0 * perEntry }
         } else {

@@ -1,3 +1,6 @@
+import Dispatch
+import Synchronization
+
 /// A value type a column-major gather stores: `Float` when the stored type converts to it
 /// exactly (float32 and small integers: half the memory of Double), `Double` otherwise.
 public protocol GatheredValue: BinaryFloatingPoint, Sendable {}
@@ -34,17 +37,33 @@ public enum ColumnWindow: Sendable {
 extension MatrixReader {
     /// Stored entries of each column over `rows` (ascending; nil = all), from one pass over a CSR
     /// element's `indices`; nil for other storage, where windows are sized by estimate instead.
-    public func storedCountsPerColumn(rows: [Int]?) throws(AnnDataError) -> [Int]? {
+    /// `threads` threads count interleaved pieces, each with its own reads and counts.
+    public func storedCountsPerColumn(rows: [Int]?, threads: Int = 1) throws(AnnDataError) -> [Int]? {
         guard info.format == .csr else { return nil }
-        let walk = try RowPieces(self, rows: rows)
-        var counts = [Int](repeating: 0, count: info.nCols)
-        try counts.withUnsafeMutableBufferPointer { (counts) throws(AnnDataError) in
-            for piece in walk.pieces {
-                let indices = try walk.readIndices(piece)
-                walk.forEachSelectedEntry(piece) { position, _ in counts[Int(indices[position])] += 1 }
+        let pieceCount = try RowPieces(self, rows: rows).pieces.count
+        let lanes = max(1, min(threads, pieceCount))
+        let columns = info.nCols
+        nonisolated(unsafe) let matrix = self
+        let perLane = Mutex([Result<[Int], AnnDataError>?](repeating: nil, count: lanes))
+        DispatchQueue.concurrentPerform(iterations: lanes) { lane in
+            let counted = Result { () throws(AnnDataError) -> [Int] in
+                let walk = try RowPieces(matrix, rows: rows)
+                var counts = [Int](repeating: 0, count: columns)
+                try counts.withUnsafeMutableBufferPointer { (counts) throws(AnnDataError) in
+                    for piece in stride(from: lane, to: walk.pieces.count, by: lanes).map({ walk.pieces[$0] }) {
+                        let indices = try walk.readIndices(piece)
+                        walk.forEachSelectedEntry(piece) { position, _ in counts[Int(indices[position])] += 1 }
+                    }
+                }
+                return counts
             }
+            perLane.withLock { $0[lane] = counted }
         }
-        return counts
+        var total = [Int](repeating: 0, count: columns)
+        for counted in perLane.withLock({ $0 }) {
+            for (column, count) in try counted!.get().enumerated() { total[column] += count }
+        }
+        return total
     }
 
     /// Peak bytes per stored entry while `gatherColumnMajor` builds a window: the result alone
