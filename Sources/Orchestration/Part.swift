@@ -239,17 +239,24 @@ enum DEPart {
 /// instead of reading and hashing gigabytes it has just written. Only a part whose marker
 /// carries the sha256 recorded here is taken from memory.
 public final class ComputedParts: Sendable {
-    private let parts = Mutex<[Int: (sha256: String, result: DEShardResult)]>([:])
+    struct Part {
+        let sha256: String
+        let result: DEShardResult
+        /// BH over the rows in their order: the whole table's FDR when the plan has one shard,
+        /// computed while the part was written.
+        let fdr: [Double]?
+    }
+    private let parts = Mutex<[Int: Part]>([:])
 
     public init() {}
 
-    func keep(shard: Int, sha256: String, result: DEShardResult) {
-        parts.withLock { $0[shard] = (sha256, result) }
+    func keep(shard: Int, _ part: Part) {
+        parts.withLock { $0[shard] = part }
     }
 
-    /// The rows of `shard` if this process wrote the part its marker describes.
-    func result(shard: Int, marker: ShardMarker) -> DEShardResult? {
-        parts.withLock { parts in parts[shard].flatMap { $0.sha256 == marker.sha256 ? $0.result : nil } }
+    /// What this process computed for `shard`, if it wrote the part its marker describes.
+    func part(shard: Int, marker: ShardMarker) -> Part? {
+        parts.withLock { parts in parts[shard].flatMap { $0.sha256 == marker.sha256 ? $0 : nil } }
     }
 }
 

@@ -85,7 +85,7 @@ public enum Reducer {
             throw OrchestrationError("\(name): marked done but the part is missing; delete \(run.markerURL(shard).lastPathComponent) and rerun the shard")
         }
         // A part this process hashed as it wrote it needs no second reading.
-        let hashedWhenWritten = computed?.result(shard: shard, marker: marker) != nil
+        let hashedWhenWritten = computed?.part(shard: shard, marker: marker) != nil
         guard try hashedWhenWritten || SHA256.file(run.partURL(shard).path) == marker.sha256 else {
             throw OrchestrationError("\(name): part is corrupted (sha256 differs from its done marker); delete \(run.markerURL(shard).lastPathComponent) and rerun the shard")
         }
@@ -124,14 +124,13 @@ public enum Reducer {
     /// a second writes the rows in that order.
     static func reduceDE(_ plan: Plan, run: RunDirectory, shards: [Int], to output: URL, computed: ComputedParts?) throws -> RunSummary {
         guard let de = plan.analysis.de else { throw OrchestrationError("\(run.planURL.path): DE plan without its DE section") }
-        let parts = try shards.map { shard in
-            if let marker = ShardMarker.read(run.markerURL(shard)), let result = computed?.result(shard: shard, marker: marker) {
-                return DEPart.Reader(computed: result)
-            }
-            return try DEPart.Reader(url: run.partURL(shard), shard: shard)
+        let inMemory = shards.map { shard in ShardMarker.read(run.markerURL(shard)).flatMap { computed?.part(shard: shard, marker: $0) } }
+        let parts = try zip(shards, inMemory).map { shard, part in
+            try part.map { DEPart.Reader(computed: $0.result) } ?? DEPart.Reader(url: run.partURL(shard), shard: shard)
         }
         let order = DEOrder(axis: plan.axis, widths: shards.map { plan.shards[$0].units.count }, rows: parts.map(\.rows))
-        let fdr = try BenjaminiHochberg.scipy((0..<order.count).map { position in
+        let wholeTable = shards.count == 1 && plan.shards.count == 1
+        let fdr = try (wholeTable ? inMemory[0]?.fdr : nil) ?? BenjaminiHochberg.scipy((0..<order.count).map { position in
             let (part, record) = order.locate(position)
             return parts[part].pValue(record)
         })

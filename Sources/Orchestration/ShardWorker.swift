@@ -1,6 +1,9 @@
 import Analyses
 import AnnData
+import Dispatch
 import Foundation
+import Stats
+import Synchronization
 
 /// Runs one shard of a plan: what `sctrial-worker RUN --shard I` does, wherever it runs.
 public enum ShardWorker {
@@ -33,14 +36,25 @@ public enum ShardWorker {
             let shard = plan.shards[index]
             let written: (bytes: Int, sha256: String)
             let rows: Int
-            var computedDE: DEShardResult?
+            var computedDE: ComputedParts.Part?
             switch plan.analysis.kind {
             case .de:
                 let result = try computeDE(plan, run: run, shard: shard, threads: threads ?? plan.resources.threads,
                                            budget: budget, gatherBudget: Int(memory / 2))
                 rows = result.rows.count
+                // A one-shard plan's table is this shard's rows, in order: a reduce in this
+                // process needs their FDR, computed here while the part is written.
+                let fdr = Mutex<[Double]?>(nil)
+                let ranking = DispatchGroup()
+                if computed != nil && plan.shards.count == 1 {
+                    DispatchQueue.global().async(group: ranking) {
+                        let computedFDR = try? BenjaminiHochberg.scipy(result.rows.map(\.pValue))
+                        fdr.withLock { $0 = computedFDR }
+                    }
+                }
                 written = try AtomicFile.streamHashed(to: run.partURL(index)) { try DEPart.write(result, shard: index, into: &$0) }
-                computedDE = result
+                ranking.wait()
+                computedDE = ComputedParts.Part(sha256: written.sha256, result: result, fdr: fdr.withLock { $0 })
             case .did:
                 let result = try computeDiD(plan, run: run, shard: shard, budget: budget)
                 rows = result.rows.count
@@ -52,7 +66,7 @@ public enum ShardWorker {
                                      peakRSSBytes: peakResidentBytes(), readBytes: bytesRead(), host: ProcessInfo.processInfo.hostName,
                                      finishedAt: ISO8601DateFormatter().string(from: Date()))
             try marker.write(to: run.markerURL(index))
-            if let computed, let computedDE { computed.keep(shard: index, sha256: written.sha256, result: computedDE) }
+            if let computed, let computedDE { computed.keep(shard: index, computedDE) }
             try? FileManager.default.removeItem(at: run.failureURL(index))
             return .done(rows: rows, seconds: marker.seconds)
         } catch {
