@@ -96,27 +96,43 @@ public struct DifferentialExpression: Sendable {
         public var looksLog1p = false
         public var minimum = 0.0
         public var nonFinite = 0
+
+        /// Eight values a step, branch-free: NaN compares false everywhere (so the minimum is
+        /// only meaningful when every value is finite), and the fractional part of 0 ≤ x < 2^52
+        /// comes from rounding through 2^52 (x86-64's baseline has no truncation instruction,
+        /// so `rounded(.towardZero)` would be a libm call per value); larger values are integers.
+        mutating func add(_ values: UnsafeBufferPointer<Double>) {
+            typealias Lanes = SIMD8<Double>
+            typealias Counts = SIMD8<Int64>
+            let big = Lanes(repeating: 0x1p52), limit = Lanes(repeating: 1e-3)
+            var low = Lanes(repeating: minimum), fractional = Counts.zero, notFinite = Counts.zero
+            let steps = values.count / Lanes.scalarCount
+            let raw = UnsafeRawPointer(values.baseAddress)
+            for step in 0..<steps {
+                let v = raw!.loadUnaligned(fromByteOffset: step * MemoryLayout<Lanes>.stride, as: Lanes.self)
+                notFinite &+= Counts.zero.replacing(with: 1, where: .!((v - v) .== Lanes.zero))
+                low.replace(with: v, where: v .< low)
+                let nearest = (v + big) - big
+                let floor = nearest.replacing(with: nearest - 1, where: nearest .> v)
+                fractional &+= Counts.zero.replacing(with: 1, where: (v .>= Lanes.zero) .& (v .< big) .& ((v - floor) .> limit))
+            }
+            var lowest = low.min(), fractions = Int(fractional.wrappedSum()), nonFiniteCount = Int(notFinite.wrappedSum())
+            for value in values[(steps * Lanes.scalarCount)...] {
+                nonFiniteCount += value.isFinite ? 0 : 1
+                lowest = value < lowest ? value : lowest
+                let nearest = (value + 0x1p52) - 0x1p52
+                let floor = nearest > value ? nearest - 1 : nearest
+                fractions += value >= 0 && value < 0x1p52 && value - floor > 1e-3 ? 1 : 0
+            }
+            minimum = lowest
+            nonFinite += nonFiniteCount
+            if fractions > 0 { looksLog1p = true }
+        }
     }
 
     public static func profile(_ matrix: MatrixReader) throws(AnnDataError) -> DataProfile {
         var profile = DataProfile()
-        try matrix.forEachValueBlock { values in
-            // Branch-free so it vectorises: NaN compares false everywhere, and the minimum is
-            // only reported when every value is finite. The fractional part of 0 ≤ x < 2^52 comes
-            // from rounding through 2^52 (x86-64's baseline has no truncation instruction, so
-            // `rounded(.towardZero)` would be a libm call per value); larger values are integers.
-            var low = profile.minimum, fractional = 0, nonFinite = 0
-            for value in values {
-                nonFinite &+= value.isFinite ? 0 : 1
-                low = value < low ? value : low
-                let nearest = (value + 0x1p52) - 0x1p52
-                let floor = nearest > value ? nearest - 1 : nearest
-                fractional &+= value >= 0 && value < 0x1p52 && value - floor > 1e-3 ? 1 : 0
-            }
-            profile.minimum = low
-            profile.nonFinite += nonFinite
-            if fractional > 0 { profile.looksLog1p = true }
-        }
+        try matrix.forEachValueBlock { values in profile.add(values) }
         return profile
     }
 
