@@ -50,7 +50,7 @@ public struct DiDAnalysis {
     func celltypeBlocks() -> [String?] {
         guard parameters.byCelltype else { return [parameters.celltype] }
         if let chosen = parameters.celltypes { return chosen }
-        return Set((obs.celltype ?? []).compactMap { $0 }).sorted().map { Optional($0) }
+        return (obs.celltype?.presentLevels ?? []).sorted().map { Optional($0) }
     }
 
     /// Fits every feature in each cell-type block (one nil block: all cells), reading the matrix
