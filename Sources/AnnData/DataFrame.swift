@@ -100,6 +100,8 @@ public struct DataFrameReader {
     /// Row names (the index).
     public func index() throws(AnnDataError) -> [String] {
         let values = try readColumn(named: indexName, expectedCount: nil)
+        // The usual string index as read: no per-row optional to wrap and unwrap.
+        if case .string(let names) = values.values { return names }
         return values.labels().map { $0 ?? "" }
     }
 

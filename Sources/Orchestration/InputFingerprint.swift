@@ -11,10 +11,17 @@ public enum InputFingerprint {
             var hasher = SHA256()
             hasher.update("shape \(file.nObs) \(file.nVars)\n")
             hasher.update("obs columns \(file.obs.columnNames.joined(separator: "\u{1f}"))\n")
-            for name in try file.obs.index() { hasher.update(name); hasher.update("\u{1f}") }
-            hasher.update("\n")
-            for name in try file.vars.index() { hasher.update(name); hasher.update("\u{1f}") }
-            hasher.update("\n")
+            // Names joined in one buffer: one digest call per index, not two per name.
+            for names in [try file.obs.index(), try file.vars.index()] {
+                var joined: [UInt8] = []
+                joined.reserveCapacity(names.count * 16 + 1)
+                for name in names {
+                    joined.append(contentsOf: name.utf8)
+                    joined.append(0x1f)
+                }
+                joined.append(UInt8(ascii: "\n"))
+                joined.withUnsafeBytes { hasher.update($0) }
+            }
             for name in Set(matrices).sorted() {
                 let info = try file.matrixInfo(name)
                 hasher.update("matrix \(info.name) \(info.format.rawValue) \(info.dtype.rawValue) \(info.nRows) \(info.nCols) \(info.nnz)\n")
