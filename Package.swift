@@ -46,12 +46,12 @@ let package = Package(
         .target(name: "Orchestration", dependencies: ["Analyses", "AnnData", "COpenSSL", "HTTP"]),
 
         .executableTarget(name: "sctrial-plan", dependencies: [
-            "AnnData", "Analyses", "Orchestration",
+            "AnnData", "Analyses", "Orchestration", "Stats",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "TOMLKit", package: "TOMLKit"),
         ], swiftSettings: staticSwiftRuntime.swift, linkerSettings: staticSwiftRuntime.linker),
         .executableTarget(name: "sctrial-worker", dependencies: [
-            "Orchestration", "Analyses", "AnnData",
+            "Orchestration", "Analyses", "AnnData", "Stats",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: staticSwiftRuntime.swift, linkerSettings: staticSwiftRuntime.linker),
 
