@@ -165,6 +165,9 @@ struct SparseMajorWalk: SlabWalk {
     /// block would be zero-filled by the kernel each time.
     private let scratchIndices = ScratchBuffer()
     private let scratchValues = ScratchBuffer()
+    /// Values widened to Double in a tight loop, then appended with one copy (appending a lazy
+    /// map checks the array's uniqueness at every element).
+    private let scratchWidened = ScratchBuffer()
     /// The arrays of the slab last returned. Once the caller has let go of that slab they are
     /// uniquely referenced again and refilled in place, so a pass keeps touching the same pages
     /// (on some machines a first-touch fault costs more than reading the bytes); a caller that
@@ -233,7 +236,9 @@ struct SparseMajorWalk: SlabWalk {
             var pending = 0..<0
             func flush() {
                 outIndices.append(contentsOf: UnsafeBufferPointer(rebasing: runIndices[pending]))
-                outValues.append(contentsOf: UnsafeBufferPointer(rebasing: runValues[pending]).lazy.map(convert))
+                let widened = scratchWidened.reserve(bytes: pending.count * 8).bindMemory(to: Double.self, capacity: pending.count)
+                for k in 0..<pending.count { widened[k] = convert(runValues[pending.lowerBound + k]) }
+                outValues.append(contentsOf: UnsafeBufferPointer(start: widened, count: pending.count))
             }
             for j in run {
                 let m = major(j)
