@@ -159,6 +159,8 @@ extension Column {
     public func coded() -> CodedLabels {
         guard case .categorical(let c) = values else { return CodedLabels(labels: labels()) }
         let distinct = CodedLabels(labels: c.levels.labels)
+        // Categories print distinctly as a rule (the readers check codes): then the codes stand.
+        if distinct.levels.count == c.levels.count { return CodedLabels(codes: c.codes, levels: distinct.levels) }
         let codes = c.codes.map { $0 >= 0 && Int($0) < distinct.codes.count ? distinct.codes[Int($0)] : -1 }
         return CodedLabels(codes: codes, levels: distinct.levels)
     }
