@@ -39,10 +39,24 @@ struct TrialObs {
         self.covariates = covariates
     }
 
+    /// The codes of `visits`; -2, which no cell has (missing is -1), for a visit no level names.
+    private func codes(ofVisits visits: [String]) -> [Int32] { visits.map { visit.code(of: $0) ?? -2 } }
+
+    /// Cells at either of the two visits, and how many of them are in the treated arm.
+    func armCounts(atVisits visits: [String], treated: String) -> (cells: Int, treated: Int) {
+        let wanted = codes(ofVisits: visits)
+        let treatedCode = arm.code(of: treated) ?? -2
+        var cells = 0, inArm = 0
+        for (code, armCode) in zip(visit.codes, arm.codes) where code >= 0 && wanted.contains(code) {
+            cells += 1
+            if armCode == treatedCode { inArm += 1 }
+        }
+        return (cells, inArm)
+    }
+
     /// Cells at either of the two visits (and in `celltype` when given), ascending.
     func cells(atVisits visits: [String], celltype: String?) -> [Int] {
-        let wanted = visits.map { visit.code(of: $0) ?? -2 }
-        // -2 matches no cell (missing is -1).
+        let wanted = codes(ofVisits: visits)
         let celltypeCode = celltype.map { self.celltype?.code(of: $0) ?? -2 }
         let celltypeCodes = self.celltype?.codes
         return visit.codes.indices.filter { cell in

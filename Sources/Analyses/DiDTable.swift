@@ -272,10 +272,8 @@ extension DiDAnalysis {
             let known = visits.sorted().prefix(8).joined(separator: ", ")
             throw AnalysisError("\(path): visit '\(visit)' has no cells in obs column '\(parameters.visitCol)' (visits: \(known))")
         }
-        let inVisits = obs.cells(atVisits: parameters.visits, celltype: nil)
-        let treatedCode = obs.arm.code(of: parameters.treated)
-        let treated = inVisits.filter { obs.arm.codes[$0] == treatedCode }.count
-        if treated == 0 || treated == inVisits.count {
+        let (inVisits, treated) = obs.armCounts(atVisits: parameters.visits, treated: parameters.treated)
+        if treated == 0 || treated == inVisits {
             throw AnalysisError("\(path): obs column '\(parameters.armCol)' needs treated ('\(parameters.treated)') and control cells at visits \(parameters.visits.joined(separator: ",")); found \(treated == 0 ? "no treated" : "only treated") cells")
         }
         let matrixName = parameters.log1pCPMFrom ?? parameters.layer ?? "X"
