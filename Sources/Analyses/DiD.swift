@@ -2,13 +2,14 @@ import AnnData
 import Foundation
 import Stats
 
-/// The obs columns of a trial design, read once per run.
+/// The obs columns of a trial design, read once per run. Labels are kept as codes: a design
+/// groups 10⁵-10⁶ cells, and comparing codes costs far less than comparing strings.
 struct TrialObs {
     let participant: Column
-    let participantLabels: [String?]
-    let visit: [String?]
-    let arm: [String?]
-    let celltype: [String?]?
+    let participantLabels: CodedLabels
+    let visit: CodedLabels
+    let arm: CodedLabels
+    let celltype: CodedLabels?
     let crossover: [Bool]?
     let covariates: [Column]
 
@@ -21,12 +22,12 @@ struct TrialObs {
             do { return try file.obs.column(name, expectedCount: n) } catch { throw AnalysisError(error) }
         }
         participant = try column(p.participantCol, "--participant-col")
-        participantLabels = participant.labels()
-        visit = try column(p.visitCol, "--visit-col").labels()
-        arm = try column(p.armCol, "--arm-col").labels()
+        participantLabels = participant.coded()
+        visit = try column(p.visitCol, "--visit-col").coded()
+        arm = try column(p.armCol, "--arm-col").coded()
         let needsCelltype = p.celltype != nil || p.byCelltype || p.aggregate == .participantVisitCelltype
         if let name = p.celltypeCol, needsCelltype || file.obs.columnNames.contains(name) {
-            celltype = try column(name, "--celltype-col").labels()
+            celltype = try column(name, "--celltype-col").coded()
         } else if needsCelltype {
             throw AnalysisError("\(file.path): a cell-type analysis needs --celltype-col")
         } else {
@@ -36,6 +37,34 @@ struct TrialObs {
         var covariates: [Column] = []
         for name in p.covariates { covariates.append(try column(name, "--covariates")) }
         self.covariates = covariates
+    }
+
+    /// The codes of `visits`; -2, which no cell has (missing is -1), for a visit no level names.
+    private func codes(ofVisits visits: [String]) -> [Int32] { visits.map { visit.code(of: $0) ?? -2 } }
+
+    /// Cells at either of the two visits, and how many of them are in the treated arm.
+    func armCounts(atVisits visits: [String], treated: String) -> (cells: Int, treated: Int) {
+        let wanted = codes(ofVisits: visits)
+        let treatedCode = arm.code(of: treated) ?? -2
+        var cells = 0, inArm = 0
+        for (code, armCode) in zip(visit.codes, arm.codes) where code >= 0 && wanted.contains(code) {
+            cells += 1
+            if armCode == treatedCode { inArm += 1 }
+        }
+        return (cells, inArm)
+    }
+
+    /// Cells at either of the two visits (and in `celltype` when given), ascending.
+    func cells(atVisits visits: [String], celltype: String?) -> [Int] {
+        let wanted = codes(ofVisits: visits)
+        let celltypeCode = celltype.map { self.celltype?.code(of: $0) ?? -2 }
+        let celltypeCodes = self.celltype?.codes
+        return visit.codes.indices.filter { cell in
+            let code = visit.codes[cell]
+            guard code >= 0, wanted.contains(code) else { return false }
+            guard let celltypeCode else { return true }
+            return celltypeCodes?[cell] == celltypeCode
+        }
     }
 
     /// sctrial's `_to_bool_series`: bools as they are, numbers true when finite and non-zero,
@@ -93,52 +122,57 @@ struct DiDUnits {
     /// Subsets cells (§1.2), groups them into units (§1.5) and keeps paired participants (§1.6).
     init(obs: TrialObs, parameters p: DiDParameters, celltype: String?) throws(AnalysisError) {
         let pre = p.visits[0], post = p.visits[1]
-        var kept: [Int] = []
-        for cell in obs.visit.indices {
-            guard let visit = obs.visit[cell], visit == pre || visit == post else { continue }
-            if let crossover = obs.crossover, crossover[cell] { continue }
-            if let celltype, obs.celltype?[cell] != celltype { continue }
-            kept.append(cell)
-        }
-        unitOfCell = [Int32](repeating: -1, count: obs.visit.count)
+        let postCode = obs.visit.code(of: post) ?? -2
+        var kept = obs.cells(atVisits: [pre, post], celltype: celltype)
+        if let crossover = obs.crossover { kept.removeAll { crossover[$0] } }
+        unitOfCell = [Int32](repeating: -1, count: obs.visit.codes.count)
         // anndata drops unused categories at each subset, so a categorical participant column
         // contributes every participant with a kept cell to K (§1.7.4).
-        let present = Set(kept.compactMap { obs.participantLabels[$0] })
+        let labels = obs.participantLabels
+        var isPresent = [Bool](repeating: false, count: labels.levels.count)
+        for cell in kept where labels.codes[cell] >= 0 { isPresent[Int(labels.codes[cell])] = true }
+        let present = Set(labels.levels.indices.filter { isPresent[$0] }.map { labels.levels[$0] })
         participantLevels = obs.isCategoricalParticipant ? .categories(max(1, present.count)) : .observed
         let order = obs.participantOrder(present)
-        let code = Dictionary(uniqueKeysWithValues: order.enumerated().map { ($1, $0) })
+        let rank = Dictionary(uniqueKeysWithValues: order.enumerated().map { ($1, $0) })
+        let codeRank = labels.levels.map { rank[$0] ?? -1 }
 
-        struct Key: Hashable { let participant: Int; let post: Bool; let arm: String?; let celltype: String? }
-        var unitOfKey: [Key: Int] = [:]
+        // A unit is a (participant, visit, arm[, cell type]) key, numbered in order of first cell.
+        let treatedCode = obs.arm.code(of: p.treated)
+        let withCelltype = p.aggregate == .participantVisitCelltype
+        let celltypeCodes = obs.celltype?.codes
+        let armCount = obs.arm.levels.count, celltypeCount = withCelltype ? obs.celltype?.levels.count ?? 0 : 1
+        var unitOfKey = UnitIndex(keys: order.count * 2 * armCount * celltypeCount, cells: kept.count)
         for cell in kept {
-            guard let label = obs.participantLabels[cell], let participantCode = code[label] else { continue }
-            let isPost = obs.visit[cell] == post
-            let armLabel = obs.arm[cell]
+            let participantCode = labels.codes[cell]
+            guard participantCode >= 0 else { continue }
+            let participantRank = codeRank[Int(participantCode)]
+            let isPost = obs.visit.codes[cell] == postCode
+            let armCode = obs.arm.codes[cell]
             let unit: Int
             switch p.aggregate {
             case .cell:
                 unit = participant.count
             case .participantVisit, .participantVisitCelltype:
                 // pandas groupby(observed=True) drops groups with a missing key.
-                guard armLabel != nil else { continue }
-                var celltypeKey: String?
-                if p.aggregate == .participantVisitCelltype {
-                    guard let ct = obs.celltype?[cell] else { continue }
-                    celltypeKey = ct
+                guard armCode >= 0 else { continue }
+                var celltypeCode: Int32 = 0
+                if withCelltype {
+                    guard let code = celltypeCodes?[cell], code >= 0 else { continue }
+                    celltypeCode = code
                 }
-                let key = Key(participant: participantCode, post: isPost, arm: armLabel, celltype: celltypeKey)
-                if let existing = unitOfKey[key] {
+                let key = ((participantRank * 2 + (isPost ? 1 : 0)) * armCount + Int(armCode)) * celltypeCount + Int(celltypeCode)
+                if let existing = unitOfKey.unit(key, orNew: participant.count) {
                     unitOfCell[cell] = Int32(existing)
                     cellCount[existing] += 1
                     continue
                 }
                 unit = participant.count
-                unitOfKey[key] = unit
             }
             unitOfCell[cell] = Int32(unit)
-            participant.append(participantCode)
+            participant.append(participantRank)
             visit.append(isPost ? 1 : 0)
-            arm.append(armLabel == p.treated ? 1 : 0)
+            arm.append(armCode == treatedCode ? 1 : 0)
             cellCount.append(1)
         }
         // _ensure_paired: participants with a unit at both visits.
@@ -176,6 +210,29 @@ struct DiDUnits {
 
     /// Cells that belong to a unit, ascending: the rows a worker reads.
     var cells: [Int] { unitOfCell.indices.filter { unitOfCell[$0] >= 0 } }
+}
+
+/// Unit numbers by integer key: a flat table when the key space is small (participants × 2
+/// visits × arms × cell types usually is), a dictionary when it is not.
+private struct UnitIndex {
+    private var table: [Int32]
+    private var dictionary: [Int: Int] = [:]
+
+    init(keys: Int, cells: Int) {
+        table = keys <= max(1 << 16, 4 * cells) ? [Int32](repeating: -1, count: keys) : []
+    }
+
+    /// The unit of `key`, or nil after recording `next` as its unit.
+    mutating func unit(_ key: Int, orNew next: Int) -> Int? {
+        if table.isEmpty {
+            if let unit = dictionary[key] { return unit }
+            dictionary[key] = next
+            return nil
+        }
+        if table[key] >= 0 { return Int(table[key]) }
+        table[key] = Int32(next)
+        return nil
+    }
 }
 
 /// Per-unit aggregation of per-cell values with pandas' rules: NaN skipped by mean and median

@@ -50,7 +50,7 @@ public struct DiDAnalysis {
     func celltypeBlocks() -> [String?] {
         guard parameters.byCelltype else { return [parameters.celltype] }
         if let chosen = parameters.celltypes { return chosen }
-        return Set((obs.celltype ?? []).compactMap { $0 }).sorted().map { Optional($0) }
+        return (obs.celltype?.presentLevels ?? []).sorted().map { Optional($0) }
     }
 
     /// Fits every feature in each cell-type block (one nil block: all cells), reading the matrix
@@ -249,6 +249,7 @@ public struct DiDAnalysis {
             switch slab {
             case .sparse(let s) where s.axis == .rows && transform == nil:
                 // The hot loop of a DiD: one row's entries into its unit's accumulators.
+                var sawNaN = false
                 s.indices.withUnsafeBufferPointer { indices in
                     s.values.withUnsafeBufferPointer { values in
                         slot.withUnsafeBufferPointer { slot in
@@ -264,7 +265,7 @@ public struct DiDAnalysis {
                                         if pctPos {
                                             if value > 0 { sums[base + Int(feature)] += 1 }
                                         } else if value.isNaN {
-                                            continue
+                                            sawNaN = true
                                         } else {
                                             sums[base + Int(feature)] += value
                                         }
@@ -275,7 +276,7 @@ public struct DiDAnalysis {
                     }
                 }
                 // NaNs were skipped above; count them separately (rare) for the per-unit divisor.
-                if !pctPos, s.values.contains(where: \.isNaN) {
+                if sawNaN {
                     for (k, cell) in s.majorIDs.enumerated() {
                         for position in s.indptr[k]..<s.indptr[k + 1] where s.values[position].isNaN {
                             let feature = slot[Int(s.indices[position])]

@@ -207,10 +207,7 @@ extension DiDAnalysis {
         if !parameters.byCelltype {
             do { _ = try analysis.design(celltype: parameters.celltype) } catch { throw AnalysisError("\(path): \(error.message)") }
         }
-        let inVisits = resolved.obs.visit.map { parameters.visits.contains($0 ?? "") }
-        let rows = blocks.map { block in
-            inVisits.indices.filter { inVisits[$0] && (block == nil || resolved.obs.celltype?[$0] == block) }
-        }
+        let rows = blocks.map { resolved.obs.cells(atVisits: parameters.visits, celltype: $0) }
         let readsMatrix = resolved.specs.contains { if case .gene = $0 { true } else { false } }
         return DiDOutline(features: resolved.specs.map(\.name), celltypes: blocks, rowsPerCelltype: rows,
                           readsMatrix: readsMatrix, matrixName: parameters.log1pCPMFrom ?? parameters.layer ?? "X")
@@ -270,13 +267,13 @@ extension DiDAnalysis {
             throw AnalysisError("--visits needs two different visits, PRE,POST")
         }
         let obs = try TrialObs(file: file, parameters: parameters)
-        for visit in parameters.visits where !obs.visit.contains(visit) {
-            let known = Set(obs.visit.compactMap { $0 }).sorted().prefix(8).joined(separator: ", ")
+        let visits = obs.visit.presentLevels
+        for visit in parameters.visits where !visits.contains(visit) {
+            let known = visits.sorted().prefix(8).joined(separator: ", ")
             throw AnalysisError("\(path): visit '\(visit)' has no cells in obs column '\(parameters.visitCol)' (visits: \(known))")
         }
-        let inVisits = obs.visit.indices.filter { parameters.visits.contains(obs.visit[$0] ?? "") }
-        let treated = inVisits.filter { obs.arm[$0] == parameters.treated }.count
-        if treated == 0 || treated == inVisits.count {
+        let (inVisits, treated) = obs.armCounts(atVisits: parameters.visits, treated: parameters.treated)
+        if treated == 0 || treated == inVisits {
             throw AnalysisError("\(path): obs column '\(parameters.armCol)' needs treated ('\(parameters.treated)') and control cells at visits \(parameters.visits.joined(separator: ",")); found \(treated == 0 ? "no treated" : "only treated") cells")
         }
         let matrixName = parameters.log1pCPMFrom ?? parameters.layer ?? "X"

@@ -111,6 +111,61 @@ public struct Column: Sendable, Equatable {
     }
 }
 
+/// A column's labels as codes into its distinct labels, so grouping cells by participant, visit
+/// or arm compares small integers instead of hashing a string per cell. A categorical keeps its
+/// own codes (categories that print alike share one level); other kinds are factorized.
+public struct CodedLabels: Sendable, Equatable {
+    /// Per row, an index into `levels` (-1: missing).
+    public let codes: [Int32]
+    /// Distinct labels, each once.
+    public let levels: [String]
+
+    /// Row `row`'s label, nil where missing.
+    public subscript(row: Int) -> String? { codes[row] < 0 ? nil : levels[Int(codes[row])] }
+
+    /// The code of `label`, nil when no level has it.
+    public func code(of label: String) -> Int32? { levels.firstIndex(of: label).map { Int32($0) } }
+
+    /// The levels at least one row holds (a categorical may list unused categories).
+    public var presentLevels: [String] {
+        var seen = [Bool](repeating: false, count: levels.count)
+        for code in codes where code >= 0 { seen[Int(code)] = true }
+        return levels.indices.filter { seen[$0] }.map { levels[$0] }
+    }
+
+    init(codes: [Int32], levels: [String]) {
+        self.codes = codes
+        self.levels = levels
+    }
+
+    /// Codes by distinct label, first appearance first.
+    init(labels: some Sequence<String?>) {
+        var levels: [String] = []
+        var index: [String: Int32] = [:]
+        codes = labels.map { label in
+            guard let label else { return -1 }
+            if let code = index[label] { return code }
+            levels.append(label)
+            index[label] = Int32(levels.count - 1)
+            return Int32(levels.count - 1)
+        }
+        self.levels = levels
+    }
+}
+
+extension Column {
+    /// `labels()` as codes: a categorical's codes are mapped through its (few) categories, so no
+    /// per-row string is made.
+    public func coded() -> CodedLabels {
+        guard case .categorical(let c) = values else { return CodedLabels(labels: labels()) }
+        let distinct = CodedLabels(labels: c.levels.labels)
+        // Categories print distinctly as a rule (the readers check codes): then the codes stand.
+        if distinct.levels.count == c.levels.count { return CodedLabels(codes: c.codes, levels: distinct.levels) }
+        let codes = c.codes.map { $0 >= 0 && Int($0) < distinct.codes.count ? distinct.codes[Int($0)] : -1 }
+        return CodedLabels(codes: codes, levels: distinct.levels)
+    }
+}
+
 /// Formats a number as pandas prints it: integral values without a fraction.
 func formatNumber(_ value: Double) -> String {
     if value.isNaN { return "nan" }

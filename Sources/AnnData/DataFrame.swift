@@ -100,7 +100,26 @@ public struct DataFrameReader {
     /// Row names (the index).
     public func index() throws(AnnDataError) -> [String] {
         let values = try readColumn(named: indexName, expectedCount: nil)
+        // The usual string index as read: no per-row optional to wrap and unwrap.
+        if case .string(let names) = values.values { return names }
         return values.labels().map { $0 ?? "" }
+    }
+
+    /// The UTF-8 bytes of each row name of `index()`, in order, without a String per row: what a
+    /// fingerprint of 10⁵-10⁶ cell names hashes.
+    public func forEachIndexName(_ body: (UnsafeRawBufferPointer) -> Void) throws(AnnDataError) {
+        let element = memberPath(indexName)
+        if case .group = layout, reader.kind(of: element) == .dataset {
+            let encoding = try reader.stringAttribute(element, "encoding-type")
+            let version = try reader.stringAttribute(element, "encoding-version")
+            let info = try reader.datasetInfo(element)
+            if encoding == nil || version == "0.2.0" && (encoding == "array" || encoding == "string-array"),
+               try reader.referencedPath(element, "categories") == nil, info.isString, info.shape.count == 1 {
+                try reader.requireFilters(info)
+                return try reader.forEachStoredString(element, body)
+            }
+        }
+        for var name in try index() { name.withUTF8 { body(UnsafeRawBufferPointer($0)) } }
     }
 
     /// Number of rows, from the index dataset's shape (metadata only).

@@ -121,7 +121,8 @@ public struct ReadBudget: Sendable, Equatable {
     /// raw bytes HDF5 reads before converting.
     static let bytesPerSparseEntry = 16
 
-    /// Blocks beyond ~2M entries gain nothing (libhdf5's per-call cost is long amortised) and
-    /// would leave glibc's heap for fresh, kernel-zeroed mappings.
-    static let maxEntriesPerBlock = 1 << 21
+    /// Blocks beyond ~128K entries gain nothing (libhdf5's per-call cost is already amortised):
+    /// a pass reuses one block's few MB, which stay in cache, where bigger blocks first-touch
+    /// (kernel-zero) tens of MB.
+    static let maxEntriesPerBlock = 1 << 17
 }

@@ -187,10 +187,21 @@ struct SparseMajorWalk: SlabWalk {
 
     private func major(_ k: Int) -> Int { majors?[k] ?? k }
 
-    /// A run's indices and raw stored values when a window or filter drops most of them, reused
-    /// from block to block: fresh arrays each block would be zero-filled by the kernel each time.
+    /// A run's raw indices and stored values, reused from block to block: fresh arrays each
+    /// block would be zero-filled by the kernel each time.
     private let scratchIndices = ScratchBuffer()
     private let scratchValues = ScratchBuffer()
+    /// Values widened to Double in a tight loop, then appended with one copy (appending a lazy
+    /// map checks the array's uniqueness at every element).
+    private let scratchWidened = ScratchBuffer()
+    /// The arrays of the slab last returned. Once the caller has let go of that slab they are
+    /// uniquely referenced again and refilled in place, so a pass keeps touching the same pages
+    /// (on some machines a first-touch fault costs more than reading the bytes); a caller that
+    /// keeps its slabs makes copy-on-write give the next block fresh arrays.
+    private var outIDs: [Int] = []
+    private var outIndptr: [Int] = []
+    private var outIndices: [Int32] = []
+    private var outValues: [Double] = []
 
     mutating func next() throws(AnnDataError) -> Slab? {
         guard cursor < majorCount else { return nil }
@@ -226,9 +237,10 @@ struct SparseMajorWalk: SlabWalk {
     }
 
     /// Reads one run (majors `run`, entries start..<start+count) into the scratch buffers and
-    /// appends the entries inside the minor window / filter, widening only those to Double.
-    private func readFiltered(_ run: ClosedRange<Int>, start: Int, count: Int, ids: inout [Int], indptr outIndptr: inout [Int],
-                                       indices outIndices: inout [Int32], values outValues: inout [Double]) throws(AnnDataError) {
+    /// appends its majors' entries (only those inside the minor window / filter when there is
+    /// one), widening only those to Double.
+    private func appendRun(_ run: ClosedRange<Int>, start: Int, count: Int, ids: inout [Int], indptr outIndptr: inout [Int],
+                           indices outIndices: inout [Int32], values outValues: inout [Double]) throws(AnnDataError) {
         guard count > 0 else {
             for j in run {
                 ids.append(major(j))
@@ -242,21 +254,42 @@ struct SparseMajorWalk: SlabWalk {
         try indices.read(into: rawIndices, type: Int32.h5Type, start: [start], count: [count])
         let runIndices = UnsafeBufferPointer(start: rawIndices.assumingMemoryBound(to: Int32.self), count: count)
         try checkIndices(runIndices, firstEntry: start)
+        let filtered = minorWindow != nil || minorFilter != nil
         func keep<T: H5NativeType>(_: T.Type, _ convert: (T) -> Double) throws(AnnDataError) {
             try data.read(into: rawValues, type: T.h5Type, start: [start], count: [count])
-            let stride = MemoryLayout<T>.stride
+            let runValues = UnsafeBufferPointer(start: rawValues.assumingMemoryBound(to: T.self), count: count)
+            // Unfiltered entries are copied a stretch of adjacent majors at a time.
+            var pending = 0..<0
+            func flush() {
+                outIndices.append(contentsOf: UnsafeBufferPointer(rebasing: runIndices[pending]))
+                let widened = scratchWidened.reserve(bytes: pending.count * 8).bindMemory(to: Double.self, capacity: pending.count)
+                for k in 0..<pending.count { widened[k] = convert(runValues[pending.lowerBound + k]) }
+                outValues.append(contentsOf: UnsafeBufferPointer(start: widened, count: pending.count))
+            }
             for j in run {
                 let m = major(j)
-                for position in (indptr[m] - start)..<(indptr[m + 1] - start) {
+                let entries = (indptr[m] - start)..<(indptr[m + 1] - start)
+                if !filtered {
+                    if entries.lowerBound != pending.upperBound {
+                        flush()
+                        pending = entries.lowerBound..<entries.lowerBound
+                    }
+                    pending = pending.lowerBound..<entries.upperBound
+                    ids.append(m)
+                    outIndptr.append(outIndices.count + pending.count)
+                    continue
+                }
+                for position in entries {
                     let minor = Int(runIndices[position])
                     if let minorWindow, !minorWindow.contains(minor) { continue }
                     if let minorFilter, !minorFilter[minor] { continue }
                     outIndices.append(runIndices[position])
-                    outValues.append(convert(rawValues.load(fromByteOffset: position * stride, as: T.self)))
+                    outValues.append(convert(runValues[position]))
                 }
                 ids.append(m)
                 outIndptr.append(outIndices.count)
             }
+            flush()
         }
         switch dtype {
         case .float64: try keep(Double.self) { $0 }
@@ -272,18 +305,26 @@ struct SparseMajorWalk: SlabWalk {
         }
     }
 
-    private func readMajors(_ range: Range<Int>, entries: Int) throws(AnnDataError) -> SparseSlab {
-        var outIndptr = [Int]()
-        outIndptr.reserveCapacity(range.count + 1)
-        outIndptr.append(0)
-        var outIndices = [Int32]()
-        var outValues = [Double]()
+    /// `array` emptied, its storage kept when nothing else holds it.
+    private static func reused<T>(_ array: inout [T]) -> [T] {
+        var taken: [T] = []
+        swap(&taken, &array)
+        taken.removeAll(keepingCapacity: true)
+        return taken
+    }
+
+    private mutating func readMajors(_ range: Range<Int>, entries: Int) throws(AnnDataError) -> SparseSlab {
+        var ids = Self.reused(&outIDs)
+        var outIndptr = Self.reused(&self.outIndptr)
+        var outIndices = Self.reused(&self.outIndices)
+        var outValues = Self.reused(&self.outValues)
         // A column window of a CSR block keeps about its share of the entries.
         let expected = minorWindow.map { entries * $0.count / max(1, matrix.info.minorCount) + entries / 64 + 64 } ?? entries
+        ids.reserveCapacity(range.count)
+        outIndptr.reserveCapacity(range.count + 1)
         outIndices.reserveCapacity(min(entries, expected))
         outValues.reserveCapacity(min(entries, expected))
-        var ids = [Int]()
-        ids.reserveCapacity(range.count)
+        outIndptr.append(0)
 
         var k = range.lowerBound
         while k < range.upperBound {
@@ -294,44 +335,11 @@ struct SparseMajorWalk: SlabWalk {
                 last += 1
             }
             let start = indptr[major(k)]
-            let stop = indptr[major(last) + 1]
-            if minorWindow != nil || minorFilter != nil {
-                try readFiltered(k...last, start: start, count: stop - start, ids: &ids, indptr: &outIndptr,
-                                 indices: &outIndices, values: &outValues)
-                k = last + 1
-                continue
-            }
-            let runIndices: [Int32] = try indices.read(as: Int32.self, start: [start], count: [stop - start])
-            let runValues = try data.readDoubles(matrix.info.dtype, start: [start], count: [stop - start])
-            try runIndices.withUnsafeBufferPointer { (run) throws(AnnDataError) in try checkIndices(run, firstEntry: start) }
-            let contiguous = indptr[major(last) + 1] - indptr[major(k)] == (k...last).reduce(0) { $0 + indptr[major($1) + 1] - indptr[major($1)] }
-            if contiguous && k == range.lowerBound && last == range.upperBound - 1 {
-                // A full pass: the block is one run with nothing to filter; hand the arrays over.
-                return SparseSlab(axis: axis, majorIDs: (k...last).map(major),
-                                  indptr: (k...last + 1).map { $0 == last + 1 ? stop - start : indptr[major($0)] - start },
-                                  indices: runIndices, values: runValues)
-            }
-            if contiguous {
-                // The run is exactly its majors' entries: copy it whole.
-                for j in k...last {
-                    ids.append(major(j))
-                    outIndptr.append(outIndices.count + indptr[major(j) + 1] - start)
-                }
-                outIndices.append(contentsOf: runIndices)
-                outValues.append(contentsOf: runValues)
-            } else {
-                // A row subset with gaps read through: copy each selected row's entries whole.
-                for j in k...last {
-                    let m = major(j)
-                    let entries = (indptr[m] - start)..<(indptr[m + 1] - start)
-                    outIndices.append(contentsOf: runIndices[entries])
-                    outValues.append(contentsOf: runValues[entries])
-                    ids.append(m)
-                    outIndptr.append(outIndices.count)
-                }
-            }
+            try appendRun(k...last, start: start, count: indptr[major(last) + 1] - start, ids: &ids, indptr: &outIndptr,
+                          indices: &outIndices, values: &outValues)
             k = last + 1
         }
+        (outIDs, self.outIndptr, self.outIndices, self.outValues) = (ids, outIndptr, outIndices, outValues)
         return SparseSlab(axis: axis, majorIDs: ids, indptr: outIndptr, indices: outIndices, values: outValues)
     }
 }

@@ -10,4 +10,7 @@ void dgesdd_(const char *jobz, const int *m, const int *n, double *a, const int 
 void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
 void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a, const int *lda,
              double *b, const int *ldb, int *info);
+/* Stops the thread pool OpenBLAS starts when it loads (exported for its fork handling); it is
+   started again if a call ever asks for more than one thread. */
+int blas_thread_shutdown_(void);
 #endif

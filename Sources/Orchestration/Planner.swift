@@ -301,7 +301,7 @@ public enum Planner {
                        estimatedSeconds: fixedCost + unitCosts[range].reduce(0, +), estimatedMemoryBytes: memory(range))
         }
         return Plan(runID: String(format: "%08x", UInt32.random(in: 0...UInt32.max)),
-                    createdAt: ISO8601DateFormatter().string(from: Date()),
+                    createdAt: Timestamp.now(),
                     input: .init(path: absolute, sizeBytes: stamp.size, modified: stamp.modified, nObs: file.nObs, nVars: file.nVars,
                                  fingerprint: fingerprint, matrices: Array(Set(matrices)).sorted()),
                     analysis: analysis, axis: axis, readPath: readPath, shards: shards,

@@ -64,14 +64,14 @@ public enum ShardWorker {
             let marker = ShardMarker(runID: plan.runID, shard: index, rows: rows, bytes: written.bytes, sha256: written.sha256,
                                      seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18,
                                      peakRSSBytes: peakResidentBytes(), readBytes: bytesRead(), host: ProcessInfo.processInfo.hostName,
-                                     finishedAt: ISO8601DateFormatter().string(from: Date()))
+                                     finishedAt: Timestamp.now())
             try marker.write(to: run.markerURL(index))
             if let computed, let computedDE { computed.keep(shard: index, computedDE) }
             try? FileManager.default.removeItem(at: run.failureURL(index))
             return .done(rows: rows, seconds: marker.seconds)
         } catch {
             let code: Int32 = (error as? OrchestrationError)?.isTemporary == true ? 75 : 2
-            let failure = ShardFailure(shard: index, exitCode: code, message: "\(error)", at: ISO8601DateFormatter().string(from: Date()))
+            let failure = ShardFailure(shard: index, exitCode: code, message: "\(error)", at: Timestamp.now())
             if let data = try? JSONEncoder().encode(failure) { try? AtomicFile.write(data, to: run.failureURL(index)) }
             throw error
         }

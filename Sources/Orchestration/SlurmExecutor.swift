@@ -112,7 +112,7 @@ public struct SlurmExecutor {
             try AtomicFile.write(Data(request.script.utf8), to: scripts.appendingPathComponent("reduce.sbatch"))
             reduceJob = try client.submit(request).id
         }
-        let submission = SlurmJobs.Submission(at: ISO8601DateFormatter().string(from: Date()), via: via, arrays: arrays, reduce: reduceJob)
+        let submission = SlurmJobs.Submission(at: Timestamp.now(), via: via, arrays: arrays, reduce: reduceJob)
         var jobs = SlurmJobs.read(run) ?? SlurmJobs()
         jobs.submissions.append(submission)
         try jobs.write(run)

@@ -209,22 +209,31 @@ public struct DiDFeatureResult: Sendable {
     }
 }
 
+/// How this project runs OpenBLAS: on one thread.
+public enum BLASThreads {
+    /// OpenBLAS splits a product across threads differently for different shapes, and the
+    /// rounding follows the split; one thread keeps every feature's numbers the same whatever
+    /// the sharding (the blocks are small: threads gained nothing measurable here). The pool it
+    /// started at load is stopped too: idle, its threads spin (sched_yield) for about 0.1 s,
+    /// taking a core from a short process. Executables touch this first thing.
+    public static let single: Void = {
+        openblas_set_num_threads(1)
+        _ = blas_thread_shutdown_()
+    }()
+}
+
 public enum FixedEffectsDiD {
     /// Features solved per BLAS call: large enough for dgemm to pay off, small enough that the
     /// block (rows × 256 doubles, plus the bootstrap's 2p·256 × draws products) stays in memory.
     static let blockSize = 256
 
-    /// OpenBLAS splits a product across threads differently for different shapes, and the
-    /// rounding follows the split; one thread keeps every feature's numbers the same whatever
-    /// the sharding (the blocks are small: threads gained nothing measurable here).
-    static let singleThreadedBLAS: Void = openblas_set_num_threads(1)
 
     /// Fits every column of `outcomes` (column-major rows × `featureCount`, one column per feature,
     /// NaN = missing) against `design`. Rows missing in a feature are dropped for that feature only;
     /// features sharing the same rows share one factorisation.
     public static func fit(_ design: DiDDesign, outcomes: [Double], featureCount: Int,
                            options: DiDOptions = DiDOptions()) throws(DiDError) -> [DiDFeatureResult] {
-        _ = singleThreadedBLAS
+        _ = BLASThreads.single
         let n = design.rowCount
         guard featureCount >= 0, outcomes.count == n * featureCount else {
             throw .outcomeCount(expected: n * max(featureCount, 0), actual: outcomes.count)

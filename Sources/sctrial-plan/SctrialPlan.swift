@@ -1,4 +1,5 @@
 import ArgumentParser
+import Stats
 
 @main
 struct SctrialPlan: ParsableCommand {
@@ -11,4 +12,10 @@ struct SctrialPlan: ParsableCommand {
             """,
         subcommands: [Inspect.self, Validate.self, PlanCommand.self, RunCommand.self, SubmitCommand.self, ReduceCommand.self, StatusCommand.self,
                       RetryCommand.self, CancelCommand.self])
+
+    /// OpenBLAS's idle pool is stopped before anything else runs (see BLASThreads).
+    static func main() {
+        _ = BLASThreads.single
+        main(nil)
+    }
 }

@@ -3,6 +3,7 @@ import AnnData
 import ArgumentParser
 import Foundation
 import Orchestration
+import Stats
 
 /// Runs one shard of a planned run. Started by `sctrial-plan run` (local processes) or by a Slurm
 /// array task; the run directory is its only input.
@@ -33,6 +34,12 @@ struct SctrialWorker: ParsableCommand {
 
     @Option(help: "Memory budget in GB (default: as planned).")
     var memory: Double?
+
+    /// OpenBLAS's idle pool is stopped before anything else runs (see BLASThreads).
+    static func main() {
+        _ = BLASThreads.single
+        main(nil)
+    }
 
     func run() throws {
         let run = RunDirectory(runDirectory)
