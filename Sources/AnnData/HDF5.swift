@@ -56,7 +56,11 @@ final class H5Reader {
         if H5Fis_hdf5(path) <= 0 {
             throw AnnDataError(.notHDF5, file: path, path: "", "not an HDF5 file (no HDF5 signature)")
         }
-        let id = H5Fopen(path, sc_h5f_acc_rdonly(), sc_h5p_default())
+        // No file locks for reading: a read-only open needs none, and parallel filesystems
+        // without flock support (common on clusters) would otherwise refuse the file.
+        let access = H5ID(H5Pcreate(sc_h5p_file_access()), close: H5Pclose)
+        H5Pset_file_locking(access.id, false, true)
+        let id = H5Fopen(path, sc_h5f_acc_rdonly(), access.id)
         guard id >= 0 else {
             let stack = H5Reader.errorStackMessage()
             let detail = stack.lowercased().contains("truncated") ? "truncated HDF5 file (\(stack))" : "cannot open HDF5 file (\(stack))"

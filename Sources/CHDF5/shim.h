@@ -23,6 +23,7 @@ static inline hid_t sc_h5p_dataset_access(void) { return H5P_DATASET_ACCESS; }
 static inline unsigned sc_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
 static inline hid_t sc_h5e_default(void) { return H5E_DEFAULT; }
 static inline hid_t sc_h5p_default(void) { return H5P_DEFAULT; }
+static inline hid_t sc_h5p_file_access(void) { return H5P_FILE_ACCESS; }
 static inline hid_t sc_h5s_all(void) { return H5S_ALL; }
 static inline size_t sc_h5t_variable(void) { return H5T_VARIABLE; }
 
