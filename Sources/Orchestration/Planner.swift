@@ -387,8 +387,9 @@ public enum Planner {
 /// reading is measured on each input at planning.
 enum CostModel {
     /// DE, one thread: seconds per target × gene test, and per stored value compared (60K ×
-    /// 2,000 × 200 and 300K × 8,000 × 2,000 bench files: 2-3 µs per test dominates).
-    static let deSecondsPerTest = 3e-6
+    /// 2,000 × 200 and 300K × 8,000 × 2,000 bench files: about 1 µs per test dominates, the
+    /// shard's write of its rows included).
+    static let deSecondsPerTest = 1.2e-6
     static let deSecondsPerComparedValue = 2e-9
     /// DiD: seconds per pseudobulk unit per feature for the batched fit.
     static let didSecondsPerUnitFeature = 2e-7
