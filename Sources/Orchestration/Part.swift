@@ -174,8 +174,9 @@ enum DEPart {
     }
 
     /// A DE part's records: mapped from its file, or the rows this process just computed and
-    /// wrote (see `ComputedParts`).
-    struct Reader {
+    /// wrote (see `ComputedParts`). A class: the reducer reads it once per row, and copying a
+    /// struct holding the rows would retain each of their arrays every time.
+    final class Reader: Sendable {
         private enum Storage {
             case mapped(Data)
             case computed(DEShardResult)

@@ -15,7 +15,7 @@ public enum BenjaminiHochberg {
     public static func statsmodels(_ p: [Double]) -> [Double] {
         if p.contains(where: \.isNaN) { return [Double](repeating: .nan, count: p.count) }
         let m = Double(p.count)
-        return stepUp(p) { value, rank in value / (Double(rank) / m) }.map { $0 > 1 ? 1 : $0 }
+        return stepUp(p, adjust: { value, rank in value / (Double(rank) / m) }, bound: { $0 > 1 ? 1 : $0 })
     }
 
     /// scipy `false_discovery_control(p, method="bh")` (as pdex calls it): q_(k) =
@@ -26,22 +26,23 @@ public enum BenjaminiHochberg {
         }
         if p.count <= 1 { return p }
         let m = Double(p.count)
-        return stepUp(p) { value, rank in value * (m / Double(rank)) }.map { min(max($0, 0), 1) }
+        return stepUp(p, adjust: { value, rank in value * (m / Double(rank)) }, bound: { min(max($0, 0), 1) })
     }
 
     /// Sorts ascending, applies `adjust(p_(k), k)` (k from 1), takes the running minimum from the
-    /// largest p down, and scatters back to input order. Tie order cannot matter: tied values end
-    /// with the same minimum.
-    private static func stepUp(_ p: [Double], _ adjust: (Double, Int) -> Double) -> [Double] {
+    /// largest p down, and scatters `bound` of it back to input order. Tie order cannot matter:
+    /// tied values end with the same minimum.
+    private static func stepUp(_ p: [Double], adjust: (Double, Int) -> Double, bound: (Double) -> Double) -> [Double] {
         let order = ascendingOrder(p)
-        var q = [Double](repeating: 0, count: p.count)
-        var running = Double.infinity
-        for rank in stride(from: p.count, through: 1, by: -1) {
-            let index = order[rank - 1]
-            running = min(running, adjust(p[index], rank))
-            q[index] = running
+        return [Double](unsafeUninitializedCapacity: p.count) { q, initialized in
+            var running = Double.infinity
+            for rank in stride(from: p.count, through: 1, by: -1) {
+                let index = Int(order[rank - 1])
+                running = min(running, adjust(p[index], rank))
+                q[index] = bound(running)
+            }
+            initialized = p.count
         }
-        return q
     }
 
     /// Input positions in ascending order of the (non-NaN) values: an LSD radix sort on the
@@ -49,9 +50,10 @@ public enum BenjaminiHochberg {
     /// read), skipping digits every key shares (the high bits of p-values mostly), positions
     /// carried as 32 bits. A genome-wide DE table has ~10⁷ p-values; a comparison sort of indices
     /// took seconds there.
-    static func ascendingOrder(_ values: [Double]) -> [Int] {
+    static func ascendingOrder(_ values: [Double]) -> [UInt32] {
         let n = values.count
-        guard n > 1, n < Int(UInt32.max) else { return n <= 1 ? Array(0..<n) : values.indices.sorted { values[$0] < values[$1] } }
+        precondition(n < Int(UInt32.max), "more p-values than 32-bit positions hold")
+        guard n > 1 else { return (0..<n).map { UInt32($0) } }
         let bits = 11, buckets = 1 << bits
         let passes = (64 + bits - 1) / bits
         // Negative values: all bits flipped; others: the sign bit set. Unsigned order = numeric order.
@@ -97,6 +99,6 @@ public enum BenjaminiHochberg {
             swap(&keys, &keysOut)
             swap(&order, &orderOut)
         }
-        return order.map { Int($0) }
+        return order
     }
 }

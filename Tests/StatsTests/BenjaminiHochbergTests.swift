@@ -54,7 +54,7 @@ import Testing
             default: values.append(pow(10, Double.random(in: -300...0, using: &generator)))
             }
         }
-        let expected = values.indices.sorted { values[$0] < values[$1] || (values[$0] == values[$1] && $0 < $1) }
+        let expected = values.indices.sorted { values[$0] < values[$1] || (values[$0] == values[$1] && $0 < $1) }.map { UInt32($0) }
         #expect(BenjaminiHochberg.ascendingOrder(values) == expected)
         #expect(BenjaminiHochberg.ascendingOrder([]) == [])
         #expect(BenjaminiHochberg.ascendingOrder([0.3]) == [0])
