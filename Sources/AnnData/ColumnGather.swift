@@ -25,13 +25,6 @@ public struct ColumnMajorSlab<Value: GatheredValue>: Sendable {
 public enum ColumnWindow: Sendable {
     case float(ColumnMajorSlab<Float>)
     case double(ColumnMajorSlab<Double>)
-
-    public var storedCount: Int {
-        switch self {
-        case .float(let slab): slab.values.count
-        case .double(let slab): slab.values.count
-        }
-    }
 }
 
 extension MatrixReader {
