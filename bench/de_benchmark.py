@@ -544,6 +544,10 @@ def main():
     ap.add_argument("--pdex-probe", type=int, default=20, help="targets in the pdex probe run")
     ap.add_argument("--quiet-wait-min", type=float, default=3.0,
                     help="before each tool, wait up to this long for other processes to go quiet (0 = don't)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="alternate N runs of ours and illico and report each tool's median run (on this VM the "
+                         "first large allocation after other work pays for fresh host pages, so a single run can "
+                         "favour whichever tool runs second)")
     ap.add_argument("--skip", action="append", default=[], choices=["pdex", "illico", "ours"])
     # internal
     ap.add_argument("--child", choices=["pdex", "illico"])
@@ -573,23 +577,34 @@ def main():
     # Both tools start from the same (warm) page cache: the file is read once first.
     warm(path)
 
-    # ours first (it only needs the file), then illico, then pdex
-    ours = None
-    if "ours" not in args.skip:
-        if args.binary and ours_available(args.binary):
-            print("running sctrial-plan plan de + run ...", flush=True)
-            ours = run_ours(args.binary, path, os.path.join(work, "ours_run"), env, log)
-            rows.append(("sctrial-plan (plan de + run)", shape, ours, ""))
-        else:
-            notes.append("sctrial-plan: `plan de` is not available in this build; ours was not run")
+    # ours first (it only needs the file), then illico, alternating --repeat times; then pdex
+    run_ours_now = "ours" not in args.skip and args.binary and ours_available(args.binary)
+    if "ours" not in args.skip and not run_ours_now:
+        notes.append("sctrial-plan: `plan de` is not available in this build; ours was not run")
+    ours_runs, illico_runs = [], []
+    illico_out = os.path.join(work, "illico.npz")
+    for attempt in range(args.repeat):
+        suffix = f" ({attempt + 1} of {args.repeat})" if args.repeat > 1 else ""
+        if run_ours_now:
+            print(f"running sctrial-plan plan de + run{suffix} ...", flush=True)
+            ours_runs.append(run_ours(args.binary, path, os.path.join(work, "ours_run"), env, log))
+        if "illico" not in args.skip:
+            print(f"running illico{suffix} ...", flush=True)
+            illico_runs.append(run_python_tool("illico", path, illico_out, 0, env, log))
 
+    def median_run(runs, name):
+        if len(runs) > 1:
+            notes.append(f"{name}: median of {len(runs)} alternating runs: "
+                         + ", ".join(f"{r['seconds']:.1f}" for r in runs) + " s")
+        return sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+
+    ours = median_run(ours_runs, "ours") if ours_runs else None
+    if ours:
+        rows.append(("sctrial-plan (plan de + run)", shape, ours, ""))
     illico_npz = None
-    if "illico" not in args.skip:
-        print("running illico ...", flush=True)
-        out = os.path.join(work, "illico.npz")
-        r = run_python_tool("illico", path, out, 0, env, log)
-        rows.append(("illico 0.6.0 asymptotic_wilcoxon", shape, r, ""))
-        illico_npz = np.load(out)
+    if illico_runs:
+        rows.append(("illico 0.6.0 asymptotic_wilcoxon", shape, median_run(illico_runs, "illico"), ""))
+        illico_npz = np.load(illico_out)
 
     pdex_npz, pdex_all, pdex_chunked = None, False, False
     if "pdex" not in args.skip:

@@ -6,6 +6,7 @@
 #   default  60K cells x 2,000 genes x 200 perturbations
 #   --quick  6K x 500 x 20 (about a minute)
 #   --k562   300K x 8K x 2K (large: file generation alone takes minutes)
+#   --repeat N  alternate N runs of ours and illico, report medians
 # Data files are generated once (fixed seed) under bench/data/ (gitignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
