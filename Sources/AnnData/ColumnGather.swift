@@ -33,6 +33,10 @@ extension MatrixReader {
     /// `threads` threads count interleaved pieces, each with its own reads and counts.
     public func storedCountsPerColumn(rows: [Int]?, threads: Int = 1) throws(AnnDataError) -> [Int]? {
         guard info.format == .csr else { return nil }
+        return try csrCountsPerColumn(rows: rows, threads: threads)
+    }
+
+    private func csrCountsPerColumn(rows: [Int]?, threads: Int) throws(AnnDataError) -> [Int] {
         let pieceCount = try RowPieces(self, rows: rows).pieces.count
         let lanes = max(1, min(threads, pieceCount))
         let columns = info.nCols
@@ -66,8 +70,8 @@ extension MatrixReader {
     /// The columns `columns` over `rows` (ascending; nil = all), column-major at the stored
     /// precision. From CSR this is one pass that puts each entry straight into its column, so
     /// memory is the result (8 or 12 bytes per entry) plus one read block; `counts` (this
-    /// window's slice of `storedCountsPerColumn(rows:)`) sizes it exactly, else a counting pass
-    /// over `indices` comes first. Other storage goes through `gatherColumns`.
+    /// window's slice of `storedCountsPerColumn(rows:)`) sizes it exactly, else that counting
+    /// pass comes first. Other storage goes through `gatherColumns`.
     public func gatherColumnMajor(rows: [Int]?, columns: Range<Int>, counts: ArraySlice<Int>? = nil) throws(AnnDataError) -> ColumnWindow {
         guard columns.lowerBound >= 0, columns.upperBound <= info.nCols else {
             throw reader.fail(.wrongType, info.path, "column window \(columns) outside 0..<\(info.nCols)")
@@ -84,24 +88,13 @@ extension MatrixReader {
             let slab = try gatherColumns(rows: rows, columns: columns)
             return ColumnMajorSlab(columns: columns, indptr: slab.indptr, rows: slab.indices, values: slab.values.map { Value($0) })
         }
-        let walk = try RowPieces(self, rows: rows)
         let window = columns
+        let windowCounts: ArraySlice<Int>
+        if let counts { windowCounts = counts } else { windowCounts = try csrCountsPerColumn(rows: rows, threads: 1)[window] }
+        precondition(windowCounts.count == window.count, "counts must cover the window")
         var indptr = [Int](repeating: 0, count: window.count + 1)
-        if let counts {
-            precondition(counts.count == window.count, "counts must cover the window")
-            for (k, count) in counts.enumerated() { indptr[k + 1] = indptr[k] + count }
-        } else {
-            try indptr.withUnsafeMutableBufferPointer { (indptr) throws(AnnDataError) in
-                for piece in walk.pieces {
-                    let indices = try walk.readIndices(piece)
-                    walk.forEachSelectedEntry(piece) { position, _ in
-                        let column = Int(indices[position])
-                        if window.contains(column) { indptr[column - window.lowerBound + 1] += 1 }
-                    }
-                }
-            }
-            for k in 0..<window.count { indptr[k + 1] += indptr[k] }
-        }
+        for (k, count) in windowCounts.enumerated() { indptr[k + 1] = indptr[k] + count }
+        let walk = try RowPieces(self, rows: rows)
         let total = indptr[window.count]
         var next = Array(indptr.dropLast())
         var failure: AnnDataError?
@@ -181,14 +174,7 @@ private struct RowPieces {
     let valueScratch = ScratchBuffer()
 
     init(_ matrix: MatrixReader, rows: [Int]?) throws(AnnDataError) {
-        if let rows {
-            for (a, b) in zip(rows, rows.dropFirst()) where b <= a {
-                throw matrix.reader.fail(.wrongType, matrix.info.path, "row selection must be ascending and distinct")
-            }
-            if let first = rows.first, let last = rows.last, first < 0 || last >= matrix.info.nRows {
-                throw matrix.reader.fail(.wrongType, matrix.info.path, "row selection outside 0..<\(matrix.info.nRows)")
-            }
-        }
+        try matrix.checkRowSelection(rows)
         self.matrix = matrix
         self.rows = rows
         let indptr = try matrix.indptr()
@@ -226,17 +212,7 @@ private struct RowPieces {
         let raw = indexScratch.reserve(bytes: max(1, count) * 4)
         if count > 0 { try indices.read(into: raw, type: Int32.h5Type, start: [piece.start], count: [count]) }
         let buffer = UnsafeBufferPointer(start: raw.assumingMemoryBound(to: Int32.self), count: count)
-        var smallest = Int32.max, largest = Int32.min
-        for value in buffer {
-            smallest = min(smallest, value)
-            largest = max(largest, value)
-        }
-        let columns = matrix.info.nCols
-        if count > 0, smallest < 0 || Int(largest) >= columns {
-            let position = buffer.firstIndex { $0 < 0 || Int($0) >= columns }!
-            throw matrix.reader.fail(.corruptSparse, matrix.info.path + "/indices",
-                                     "entry \(piece.start + position) is \(buffer[position]), outside 0..<\(columns)")
-        }
+        try matrix.checkMinorIndices(buffer, firstEntry: piece.start)
         return buffer
     }
 

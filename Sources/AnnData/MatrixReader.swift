@@ -48,14 +48,7 @@ public final class MatrixReader {
     /// Streams the element. `rows`: ascending, distinct row ids (nil = all rows); `columns`: a
     /// column window (nil = all columns). Index ids in the slabs stay global.
     public func blocks(rows: [Int]? = nil, columns: Range<Int>? = nil) throws(AnnDataError) -> BlockIterator {
-        if let rows {
-            for (a, b) in zip(rows, rows.dropFirst()) where b <= a {
-                throw reader.fail(.wrongType, info.path, "row selection must be ascending and distinct")
-            }
-            if let first = rows.first, let last = rows.last, first < 0 || last >= info.nRows {
-                throw reader.fail(.wrongType, info.path, "row selection outside 0..<\(info.nRows)")
-            }
-        }
+        try checkRowSelection(rows)
         let window = columns ?? 0..<info.nCols
         guard window.lowerBound >= 0, window.upperBound <= info.nCols else {
             throw reader.fail(.wrongType, info.path, "column window \(window) outside 0..<\(info.nCols)")
@@ -126,6 +119,33 @@ public final class MatrixReader {
         case .uint32: try pass(UInt32.self) { Double($0) }
         case .uint64: try pass(UInt64.self) { Double($0) }
         }
+    }
+
+    /// A row selection must be ascending, distinct and inside the matrix.
+    func checkRowSelection(_ rows: [Int]?) throws(AnnDataError) {
+        guard let rows else { return }
+        for (a, b) in zip(rows, rows.dropFirst()) where b <= a {
+            throw reader.fail(.wrongType, info.path, "row selection must be ascending and distinct")
+        }
+        if let first = rows.first, let last = rows.last, first < 0 || last >= info.nRows {
+            throw reader.fail(.wrongType, info.path, "row selection outside 0..<\(info.nRows)")
+        }
+    }
+
+    /// A run of stored minor indices must fall inside the matrix: a tight min/max pass, then the
+    /// culprit if any (`firstEntry`: the run's position in the element, for the message).
+    func checkMinorIndices(_ run: UnsafeBufferPointer<Int32>, firstEntry: Int) throws(AnnDataError) {
+        var smallest = Int32.max
+        var largest = Int32.min
+        for value in run {
+            smallest = min(smallest, value)
+            largest = max(largest, value)
+        }
+        let minorCount = info.minorCount
+        guard !run.isEmpty, smallest < 0 || Int(largest) >= minorCount else { return }
+        let position = run.firstIndex { $0 < 0 || Int($0) >= minorCount }!
+        throw reader.fail(.corruptSparse, info.path + "/indices",
+                          "entry \(firstEntry + position) is \(run[position]), outside 0..<\(minorCount)")
     }
 
     static func membership(_ ids: [Int], count: Int) -> [Bool] {
@@ -221,21 +241,6 @@ struct SparseMajorWalk: SlabWalk {
         return .sparse(slab)
     }
 
-    /// Every index must fall inside the matrix: a tight min/max pass, then the culprit if any.
-    private func checkIndices(_ run: UnsafeBufferPointer<Int32>, firstEntry: Int) throws(AnnDataError) {
-        var smallest = Int32.max
-        var largest = Int32.min
-        for value in run {
-            smallest = min(smallest, value)
-            largest = max(largest, value)
-        }
-        let minorCount = matrix.info.minorCount
-        guard !run.isEmpty, smallest < 0 || Int(largest) >= minorCount else { return }
-        let position = run.firstIndex { $0 < 0 || Int($0) >= minorCount }!
-        throw matrix.reader.fail(.corruptSparse, matrix.info.path + "/indices",
-                                 "entry \(firstEntry + position) is \(run[position]), outside 0..<\(minorCount)")
-    }
-
     /// Reads one run (majors `run`, entries start..<start+count) into the scratch buffers and
     /// appends its majors' entries (only those inside the minor window / filter when there is
     /// one), widening only those to Double.
@@ -253,7 +258,7 @@ struct SparseMajorWalk: SlabWalk {
         let rawValues = scratchValues.reserve(bytes: count * dtype.byteSize)
         try indices.read(into: rawIndices, type: Int32.h5Type, start: [start], count: [count])
         let runIndices = UnsafeBufferPointer(start: rawIndices.assumingMemoryBound(to: Int32.self), count: count)
-        try checkIndices(runIndices, firstEntry: start)
+        try matrix.checkMinorIndices(runIndices, firstEntry: start)
         let filtered = minorWindow != nil || minorFilter != nil
         func keep<T: H5NativeType>(_: T.Type, _ convert: (T) -> Double) throws(AnnDataError) {
             try data.read(into: rawValues, type: T.h5Type, start: [start], count: [count])

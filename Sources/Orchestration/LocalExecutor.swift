@@ -42,15 +42,16 @@ public struct LocalExecutor {
         throw OrchestrationError("sctrial-worker: not found beside sctrial-plan nor on PATH")
     }
 
-    public func run(_ run: RunDirectory, progress: ProgressLine) throws -> Outcome {
-        let plan = try run.readPlan()
+    /// `plan`: the run's plan when the caller has read it already.
+    public func run(_ run: RunDirectory, plan: Plan? = nil, progress: ProgressLine) throws -> Outcome {
+        let plan = try plan ?? run.readPlan()
         try run.create()
         var pending = plan.shards.indices.filter { !ShardWorker.isDone(plan, run: run, shard: $0) }
         let total = plan.shards.count
         var done = total - pending.count
         if pending.isEmpty { return .complete(ran: 0) }
         progress.start(total: total, done: done)
-        if total == 1 { return try runInProcess(run, progress: progress) }
+        if total == 1 { return try runInProcess(run, plan: plan, progress: progress) }
         let workerPath = try self.workerPath ?? Self.findWorker()
         stopRequested = 0
         let previous = (installStopHandler(SIGINT), installStopHandler(SIGTERM))
@@ -102,12 +103,12 @@ public struct LocalExecutor {
 
     /// A one-shard plan runs in this process: a worker process would only add its start-up, and
     /// the part, marker and retries are the same.
-    private func runInProcess(_ run: RunDirectory, progress: ProgressLine) throws -> Outcome {
+    private func runInProcess(_ run: RunDirectory, plan: Plan, progress: ProgressLine) throws -> Outcome {
         var attempt = 0
         while true {
             attempt += 1
             do {
-                _ = try ShardWorker.run(run, shard: 0, threads: threads, memoryGB: memoryGB, computed: computed)
+                _ = try ShardWorker.run(run, plan: plan, shard: 0, threads: threads, memoryGB: memoryGB, computed: computed)
                 progress.shardFinished(0, done: 1)
                 return .complete(ran: 1)
             } catch let error as OrchestrationError where error.isTemporary && attempt <= retries {

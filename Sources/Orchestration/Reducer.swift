@@ -41,16 +41,20 @@ public struct RunSummary: Codable, Sendable, Equatable {
 /// recomputes FDR over the whole table as the reference does, and writes the results and
 /// summary atomically.
 public enum Reducer {
-    /// `computed`: parts this process has just written, reduced from memory (see `ComputedParts`).
-    public static func reduce(_ run: RunDirectory, allowPartial: Bool = false, computed: ComputedParts? = nil) throws -> RunSummary {
-        let plan = try run.readPlan()
+    /// `plan`: the run's plan when the caller has read it already; `computed`: parts this
+    /// process has just written, reduced from memory (see `ComputedParts`).
+    public static func reduce(_ run: RunDirectory, plan: Plan? = nil, allowPartial: Bool = false,
+                              computed: ComputedParts? = nil) throws -> RunSummary {
+        let plan = try plan ?? run.readPlan()
         var present: [Int] = []
         var missing: [Int] = []
         var timings: [RunSummary.ShardTiming] = []
+        var inMemory: [ComputedParts.Part?] = []
         for shard in plan.shards.indices {
             guard FileManager.default.fileExists(atPath: run.markerURL(shard).path) else { missing.append(shard); continue }
-            let marker = try verifiedMarker(plan, run: run, shard: shard, computed: computed)
+            let (marker, part) = try verifiedMarker(plan, run: run, shard: shard, computed: computed)
             present.append(shard)
+            inMemory.append(part)
             timings.append(.init(shard: shard, rows: marker.rows, seconds: marker.seconds, peakRSSBytes: marker.peakRSSBytes,
                                  readBytes: marker.readBytes))
         }
@@ -61,7 +65,7 @@ public enum Reducer {
         var summary: RunSummary
         switch plan.analysis.kind {
         case .did: summary = try reduceDiD(plan, run: run, shards: present, to: output)
-        case .de: summary = try reduceDE(plan, run: run, shards: present, to: output, computed: computed)
+        case .de: summary = try reduceDE(plan, run: run, shards: present, inMemory: inMemory, to: output)
         }
         summary.missingShards = missing
         summary.partial = !missing.isEmpty
@@ -72,8 +76,10 @@ public enum Reducer {
         return summary
     }
 
-    /// The marker of a shard whose part is exactly what the worker wrote for this plan.
-    static func verifiedMarker(_ plan: Plan, run: RunDirectory, shard: Int, computed: ComputedParts? = nil) throws -> ShardMarker {
+    /// The marker of a shard whose part is exactly what the worker wrote for this plan, and the
+    /// part's rows when this process computed them (see `ComputedParts`).
+    static func verifiedMarker(_ plan: Plan, run: RunDirectory, shard: Int,
+                               computed: ComputedParts?) throws -> (ShardMarker, ComputedParts.Part?) {
         let name = "shard \(shard) (\(run.partURL(shard).path))"
         guard let marker = ShardMarker.read(run.markerURL(shard)) else {
             throw OrchestrationError("\(name): unreadable done marker \(run.markerURL(shard).path); delete it and rerun the shard")
@@ -85,11 +91,11 @@ public enum Reducer {
             throw OrchestrationError("\(name): marked done but the part is missing; delete \(run.markerURL(shard).lastPathComponent) and rerun the shard")
         }
         // A part this process hashed as it wrote it needs no second reading.
-        let hashedWhenWritten = computed?.part(shard: shard, marker: marker) != nil
-        guard try hashedWhenWritten || SHA256.file(run.partURL(shard).path) == marker.sha256 else {
+        let part = computed?.part(shard: shard, marker: marker)
+        guard try part != nil || SHA256.file(run.partURL(shard).path) == marker.sha256 else {
             throw OrchestrationError("\(name): part is corrupted (sha256 differs from its done marker); delete \(run.markerURL(shard).lastPathComponent) and rerun the shard")
         }
-        return marker
+        return (marker, part)
     }
 
     static func listed(_ shards: [Int]) -> String {
@@ -122,9 +128,9 @@ public enum Reducer {
 
     /// DE parts are mapped, not loaded: one pass collects the p-values in pdex's order for BH,
     /// a second writes the rows in that order.
-    static func reduceDE(_ plan: Plan, run: RunDirectory, shards: [Int], to output: URL, computed: ComputedParts?) throws -> RunSummary {
+    static func reduceDE(_ plan: Plan, run: RunDirectory, shards: [Int], inMemory: [ComputedParts.Part?],
+                         to output: URL) throws -> RunSummary {
         guard let de = plan.analysis.de else { throw OrchestrationError("\(run.planURL.path): DE plan without its DE section") }
-        let inMemory = shards.map { shard in ShardMarker.read(run.markerURL(shard)).flatMap { computed?.part(shard: shard, marker: $0) } }
         let parts = try zip(shards, inMemory).map { shard, part in
             try part.map { DEPart.Reader(computed: $0.result) } ?? DEPart.Reader(url: run.partURL(shard), shard: shard)
         }

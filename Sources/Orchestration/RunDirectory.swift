@@ -62,7 +62,6 @@ public struct RunDirectory: Sendable {
         do { data = try Data(contentsOf: planURL) } catch {
             throw OrchestrationError("\(planURL.path): cannot read: \(error.localizedDescription)")
         }
-        if let plan = PlanCache.shared.plan(for: data) { return plan }
         guard let header = try? JSONDecoder().decode(Header.self, from: data), header.format == Plan.format else {
             throw OrchestrationError("\(planURL.path): not a sctrial-plan plan")
         }
@@ -70,9 +69,7 @@ public struct RunDirectory: Sendable {
             throw OrchestrationError("\(planURL.path): plan version \(header.version ?? 0) is not supported (this build reads version \(Plan.currentVersion)); plan the run again")
         }
         do {
-            let plan = try JSONDecoder().decode(Plan.self, from: data)
-            PlanCache.shared.keep(plan, for: data)
-            return plan
+            return try JSONDecoder().decode(Plan.self, from: data)
         } catch {
             throw OrchestrationError("\(planURL.path): not a readable plan (\(error))")
         }
@@ -80,21 +77,4 @@ public struct RunDirectory: Sendable {
 
     /// A file under the run directory, named relative to it in plan.json.
     public func resolve(_ relative: String) -> URL { url.appendingPathComponent(relative) }
-}
-
-/// The plan last decoded in this process, by the bytes it was decoded from: a one-shard `run`
-/// reads plan.json in the command, the executor, the worker and the reducer, and decoding is
-/// most of a read. Same bytes, same plan; other bytes decode afresh.
-private final class PlanCache: @unchecked Sendable {
-    static let shared = PlanCache()
-    private let lock = NSLock()
-    private var last: (data: Data, plan: Plan)?
-
-    func plan(for data: Data) -> Plan? {
-        lock.withLock { last?.data == data ? last?.plan : nil }
-    }
-
-    func keep(_ plan: Plan, for data: Data) {
-        lock.withLock { last = (data, plan) }
-    }
 }

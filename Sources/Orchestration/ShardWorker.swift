@@ -16,9 +16,10 @@ public enum ShardWorker {
     /// Computes shard `index` and writes its part and marker atomically. Holds the shard's lock
     /// throughout, so a second worker on the same shard waits and then finds it done. A DE
     /// shard's rows are also left in `computed` when given, for a reduce in this process.
-    public static func run(_ run: RunDirectory, shard index: Int, threads: Int? = nil, memoryGB: Double? = nil,
+    /// `plan`: the run's plan when the caller has read it already.
+    public static func run(_ run: RunDirectory, plan: Plan? = nil, shard index: Int, threads: Int? = nil, memoryGB: Double? = nil,
                            computed: ComputedParts? = nil) throws -> Outcome {
-        let plan = try run.readPlan()
+        let plan = try plan ?? run.readPlan()
         guard plan.shards.indices.contains(index) else {
             throw OrchestrationError("\(run.planURL.path): shard \(index) does not exist (the plan has \(plan.shards.count) shards, 0-\(plan.shards.count - 1))")
         }

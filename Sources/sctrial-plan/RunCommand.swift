@@ -43,9 +43,9 @@ struct RunCommand: ParsableCommand {
             let workers = jobs ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, perWorker))
             var executor = LocalExecutor(jobs: workers, threads: threads, memoryGB: memory)
             executor.computed = ComputedParts()
-            switch try executor.run(run, progress: ProgressLine()) {
+            switch try executor.run(run, plan: plan, progress: ProgressLine()) {
             case .complete:
-                return try Reducer.reduce(run, computed: executor.computed)
+                return try Reducer.reduce(run, plan: plan, computed: executor.computed)
             case .failed(let shards):
                 let listed = shards.keys.sorted().map(String.init).joined(separator: ", ")
                 throw OrchestrationError("\(run.path): shard\(shards.count == 1 ? "" : "s") \(listed) failed (see RUN/logs/); fix the cause and run again to resume")
