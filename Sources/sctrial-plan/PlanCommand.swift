@@ -91,7 +91,7 @@ struct PlanDE: ParsableCommand {
         parameters.clipValue = clipValue == "none" ? nil : Double(clipValue)
         parameters.layer = layer
         let planned = try reportingFailure {
-            try Planner.planDE(input: input, parameters: parameters, request: sharding.request, run: RunDirectory(out),
+            try Planner.plan(DEPlanner(parameters: parameters), input: input, request: sharding.request, run: RunDirectory(out),
                                dryRun: sharding.dryRun, progress: ShardingOptions.progress)
         }
         sharding.report(planned, out: out)

@@ -26,6 +26,24 @@ struct PlanDiD: ParsableCommand {
     @Option(help: "Run directory to create.")
     var out: String
 
+    @OptionGroup(title: "Design")
+    var design: DiDDesignOptions
+
+    @OptionGroup(title: "Sharding and resources")
+    var sharding: ShardingOptions
+
+    func run() throws {
+        let planned = try reportingFailure { () throws -> PlannedRun in
+            try Planner.plan(DiDPlanner(parameters: try design.parameters()), input: input, request: sharding.request, run: RunDirectory(out),
+                                dryRun: sharding.dryRun, progress: ShardingOptions.progress)
+        }
+        sharding.report(planned, out: out)
+    }
+}
+
+/// The trial design and the DiD options, shared by `plan did` and `plan gsea` (whose ranking
+/// is a DiD over every gene).
+struct DiDDesignOptions: ParsableArguments {
     @Option(help: "The two visits compared, PRE,POST (values of --visit-col).")
     var visits: String?
 
@@ -107,9 +125,6 @@ struct PlanDiD: ParsableCommand {
     @Option(help: "A TOML file holding the design (keys as the long options with underscores, e.g. participant_col, visits = [\"pre\", \"post\"]); flags override it.")
     var config: String?
 
-    @OptionGroup(title: "Sharding and resources")
-    var sharding: ShardingOptions
-
     func validate() throws {
         if celltype != nil && byCelltype { throw ValidationError("--celltype and --by-celltype exclude each other") }
         if let nBoot, nBoot < 1 { throw ValidationError("--n-boot must be at least 1") }
@@ -173,13 +188,6 @@ struct PlanDiD: ParsableCommand {
         return p
     }
 
-    func run() throws {
-        let planned = try reportingFailure { () throws -> PlannedRun in
-            try Planner.planDiD(input: input, parameters: try parameters(), request: sharding.request, run: RunDirectory(out),
-                                dryRun: sharding.dryRun, progress: ShardingOptions.progress)
-        }
-        sharding.report(planned, out: out)
-    }
 }
 
 extension DiDParameters.Aggregate: ExpressibleByArgument {}
