@@ -117,9 +117,12 @@ public struct Plan: Codable, Sendable {
     public var shards: [Shard]
     public var resources: Resources
     public var staged: Staged
+    /// A run directory, relative to this one, that must be reduced before this run's shards
+    /// start (absent for most plans).
+    public var prerequisite: String?
 
     enum CodingKeys: String, CodingKey {
-        case format, version, input, analysis, axis, shards, resources, staged
+        case format, version, input, analysis, axis, shards, resources, staged, prerequisite
         case runID = "run_id", createdAt = "created_at", readPath = "read_path"
     }
 

@@ -24,18 +24,36 @@ public enum Planner {
         } catch let error as AnnDataError {
             throw AnalysisError(error)
         }
+        let (plan, text) = try write(layout, input: path, request: request, run: run, dryRun: dryRun, progress: progress)
+        return PlannedRun(plan: plan, text: text)
+    }
+
+    /// Writes the run directory of `layout` (and first, inside it, its prerequisite's) unless
+    /// this is a dry run; returns the plan and plan.txt's text.
+    static func write(_ layout: AnalysisLayout, input path: String, request: ShardingRequest, run: RunDirectory, dryRun: Bool,
+                      progress: Progress?) throws -> (Plan, String) {
         var plan = try makePlan(path: path, layout: layout, request: request)
         if !dryRun {
             try run.clearPreviousRun()
             try run.create()
+        }
+        var prerequisiteText = ""
+        if let prerequisite = layout.prerequisite {
+            let inner = RunDirectory(run.resolve(prerequisite.directory).path)
+            let (innerPlan, text) = try write(prerequisite.layout, input: path, request: request, run: inner, dryRun: dryRun,
+                                              progress: progress)
+            plan.prerequisite = prerequisite.directory
+            prerequisiteText = "\nprerequisite, run first: \(inner.path) (\(innerPlan.analysis.name), \(innerPlan.shards.count) shard\(innerPlan.shards.count == 1 ? "" : "s"))\n" + text
+        }
+        if !dryRun {
             let staging = RunStaging(run: run, progress: progress)
             try layout.stage(staging)
             plan.staged = staging.staged
             try run.write(plan)
         }
-        let text = summary(plan, description: layout.description, model: layout.model)
+        let text = summary(plan, description: layout.description, model: layout.model) + prerequisiteText
         if !dryRun { try AtomicFile.write(Data(text.utf8), to: run.planTextURL) }
-        return PlannedRun(plan: plan, text: text)
+        return (plan, text)
     }
 
     /// How the shards of the plan this directory held before measured against their estimates

@@ -74,6 +74,14 @@ public enum Reducer {
         return summary
     }
 
+    /// Whether `run` holds a complete reduce of `plan` (its summary names the plan and no shard
+    /// is missing).
+    public static func isReduced(_ run: RunDirectory, plan: Plan) -> Bool {
+        guard let data = try? Data(contentsOf: run.summaryURL),
+              let summary = try? JSONDecoder().decode(RunSummary.self, from: data) else { return false }
+        return summary.runID == plan.runID && !summary.partial && FileManager.default.fileExists(atPath: run.resultsURL.path)
+    }
+
     /// The marker of a shard whose part is exactly what the worker wrote for this plan, and what
     /// this process kept of the part when it computed it (see `ComputedParts`).
     static func verifiedMarker(_ plan: Plan, run: RunDirectory, shard: Int,

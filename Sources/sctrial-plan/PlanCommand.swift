@@ -14,7 +14,7 @@ struct PlanCommand: ParsableCommand {
             computed once for all shards (a gene-major copy of a CSR matrix for feature shards). \
             Then `sctrial-plan run RUN` runs the shards locally, or `sctrial-plan submit RUN` on Slurm.
             """,
-        subcommands: [PlanDE.self, PlanDiD.self])
+        subcommands: [PlanDE.self, PlanDiD.self, PlanGSEA.self])
 }
 
 struct PlanDE: ParsableCommand {

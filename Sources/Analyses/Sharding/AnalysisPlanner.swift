@@ -116,6 +116,8 @@ public struct AnalysisLayout {
     public var model: String
     /// Writes what the shards share (not called for a dry run).
     public var stage: (any StagingArea) throws -> Void
+    /// A run this one needs reduced before its shards start (GSEA's DiD over every gene).
+    public var prerequisite: Prerequisite?
 
     public init(analysis: any ShardedAnalysis, identity: InputIdentity = .h5ad, matrices: [String], nObs: Int, nVars: Int,
                 axis: ShardAxis, readPath: ReadPath, ranges: [Range<Int>], unitCosts: [Double], fixedCost: Double,
@@ -136,6 +138,19 @@ public struct AnalysisLayout {
         self.description = description
         self.model = model
         self.stage = stage
+    }
+}
+
+/// A run planned inside another's directory that must be complete (reduced) before the outer
+/// run's shards start: executors run or submit it first, and the outer shards read its results.
+public final class Prerequisite: Sendable {
+    /// Its run directory, relative to the outer one.
+    public let directory: String
+    public nonisolated(unsafe) let layout: AnalysisLayout
+
+    public init(directory: String, layout: AnalysisLayout) {
+        self.directory = directory
+        self.layout = layout
     }
 }
 

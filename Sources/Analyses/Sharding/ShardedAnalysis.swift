@@ -174,7 +174,7 @@ public protocol ShardedAnalysis: Codable, Sendable {
 
 /// Every analysis a plan can name.
 public enum AnalysisRegistry {
-    public static let analyses: [any ShardedAnalysis.Type] = [PlannedDE.self, PlannedDiD.self]
+    public static let analyses: [any ShardedAnalysis.Type] = [PlannedDE.self, PlannedDiD.self, PlannedGSEA.self]
 
     public static func analysis(named name: String) -> (any ShardedAnalysis.Type)? {
         analyses.first { $0.name == name }
