@@ -229,9 +229,9 @@ public enum GSEA {
         let negative = v.sign == .minus
         let a = Swift.abs(v)
         // a = significand · 2^exponent exactly, significand < 2^53.
-        let exponent = Int(a.exponent) - 52
-        let significand = a == 0 ? 0 : a.significandBitPattern | (a.isNormal ? 1 << 52 : 0)
-        let e = a.isNormal ? exponent : -1074
+        // (Zero and subnormals: exponent −1074 and no implicit bit; `a.exponent` of 0 is Int.min.)
+        let significand = a.significandBitPattern | (a.isNormal ? 1 << 52 : 0)
+        let e = a.isNormal ? Int(a.exponent) - 52 : -1074
         var hundredths: UInt64
         if e >= 0 {
             // Integers ≥ 2^53: far outside any fraction·100 we print; keep it simple and exact enough.
