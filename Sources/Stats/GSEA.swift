@@ -143,7 +143,8 @@ public enum GSEA {
     /// the first extreme when a later one has the same magnitude. If every hit weight is 0 the
     /// result is NaN or ±inf, as in gseapy (nothing guards it there either).
     public static func enrichmentScore(weights: [Double], hits: [Int32]) -> Double {
-        weights.withUnsafeBufferPointer { w in
+        if hits.isEmpty { return 0 }  // the walk never moves (and an empty ranking has no base address)
+        return weights.withUnsafeBufferPointer { w in
             hits.withUnsafeBufferPointer { h in walk(w.baseAddress!, count: w.count, hits: h) }
         }
     }
