@@ -512,9 +512,16 @@ public enum GSEA {
         let observed = sets.map { enrichmentScore(weights: w, hits: $0.hits) }
         let null = nullScores(weights: w, sets: sets.map(\.hits), seed: seed, version: version,
                               permutations: 1..<(permutationCount + 1), threads: threads)
+        return results(sets: sets, weights: w, observed: observed, null: null, pooling: pooling)
+    }
+
+    /// The rows from the pieces a sharded run has: the sets, the weights, their observed ES and the
+    /// complete null joined from the shards' blocks. Statistics, leading edges and output order.
+    public static func results(sets: [GSEAGeneSet], weights: [Double], observed: [Double], null: GSEANullScores,
+                               pooling: GSEAPooling = .termPrefix) -> [GSEAResult] {
         let stats = statistics(terms: sets.map(\.term), observed: observed, null: null, pooling: pooling)
         let rows = sets.indices.map { s -> GSEAResult in
-            let edge = leadingEdge(weights: w, hits: sets[s].hits, es: observed[s])
+            let edge = leadingEdge(weights: weights, hits: sets[s].hits, es: observed[s])
             let st = stats[s]
             return GSEAResult(term: sets[s].term, es: st.es, nes: st.nes, nominalP: st.nominalP, fdr: st.fdr,
                               fwer: st.fwer, tagPercent: edge.tagPercent, genePercent: edge.genePercent,

@@ -275,6 +275,25 @@ private func relativeDifference(_ a: Double, _ b: Double) -> Double {
         }
     }
 
+    /// What a sharded run does (blocks of permutations, joined, then `results`) equals one `prerank`.
+    @Test func shardedRunEqualsWholeRun() throws {
+        let c = GSEAGoldens.cases.first { $0.name == "n2000_w1_s42_p1000" }!
+        let input = GSEAGoldens.inputs[c.input]!
+        let ranking = input.ranking.map(double)
+        let sets = GSEA.filterGeneSets(geneNames: input.genes,
+                                       sets: input.gene_sets.keys.sorted().map { ($0, input.gene_sets[$0]!) },
+                                       minSize: c.min_size, maxSize: c.max_size)
+        let whole = try GSEA.prerank(ranking: ranking, weight: 1, sets: sets, permutationCount: c.nperm, seed: c.seed)
+        let w = GSEA.weights(ranking: ranking, weight: 1)
+        let cuts = [1, 300, 301, 777, c.nperm + 1]
+        let blocks = zip(cuts, cuts.dropFirst()).map {
+            GSEA.nullScores(weights: w, sets: sets.map(\.hits), seed: c.seed, version: .rand09, permutations: $0..<$1)
+        }
+        let null = try #require(GSEANullScores.concatenating(blocks))
+        let observed = sets.map { GSEA.enrichmentScore(weights: w, hits: $0.hits) }
+        #expect(GSEA.results(sets: sets, weights: w, observed: observed, null: null) == whole)
+    }
+
     @Test func refusesZeroPermutations() {
         #expect(throws: GSEAError.noPermutations) {
             try GSEA.prerank(ranking: [3, 2, 1], weight: 1, sets: [GSEAGeneSet(term: "a", hits: [0])],
