@@ -143,7 +143,8 @@ public enum GSEA {
     /// the first extreme when a later one has the same magnitude. If every hit weight is 0 the
     /// result is NaN or ±inf, as in gseapy (nothing guards it there either).
     public static func enrichmentScore(weights: [Double], hits: [Int32]) -> Double {
-        weights.withUnsafeBufferPointer { w in
+        if hits.isEmpty { return 0 }  // the walk never moves (and an empty ranking has no base address)
+        return weights.withUnsafeBufferPointer { w in
             hits.withUnsafeBufferPointer { h in walk(w.baseAddress!, count: w.count, hits: h) }
         }
     }
@@ -229,9 +230,9 @@ public enum GSEA {
         let negative = v.sign == .minus
         let a = Swift.abs(v)
         // a = significand · 2^exponent exactly, significand < 2^53.
-        let exponent = Int(a.exponent) - 52
-        let significand = a == 0 ? 0 : a.significandBitPattern | (a.isNormal ? 1 << 52 : 0)
-        let e = a.isNormal ? exponent : -1074
+        // (Zero and subnormals: exponent −1074 and no implicit bit; `a.exponent` of 0 is Int.min.)
+        let significand = a.significandBitPattern | (a.isNormal ? 1 << 52 : 0)
+        let e = a.isNormal ? Int(a.exponent) - 52 : -1074
         var hundredths: UInt64
         if e >= 0 {
             // Integers ≥ 2^53: far outside any fraction·100 we print; keep it simple and exact enough.
@@ -511,9 +512,16 @@ public enum GSEA {
         let observed = sets.map { enrichmentScore(weights: w, hits: $0.hits) }
         let null = nullScores(weights: w, sets: sets.map(\.hits), seed: seed, version: version,
                               permutations: 1..<(permutationCount + 1), threads: threads)
+        return results(sets: sets, weights: w, observed: observed, null: null, pooling: pooling)
+    }
+
+    /// The rows from the pieces a sharded run has: the sets, the weights, their observed ES and the
+    /// complete null joined from the shards' blocks. Statistics, leading edges and output order.
+    public static func results(sets: [GSEAGeneSet], weights: [Double], observed: [Double], null: GSEANullScores,
+                               pooling: GSEAPooling = .termPrefix) -> [GSEAResult] {
         let stats = statistics(terms: sets.map(\.term), observed: observed, null: null, pooling: pooling)
         let rows = sets.indices.map { s -> GSEAResult in
-            let edge = leadingEdge(weights: w, hits: sets[s].hits, es: observed[s])
+            let edge = leadingEdge(weights: weights, hits: sets[s].hits, es: observed[s])
             let st = stats[s]
             return GSEAResult(term: sets[s].term, es: st.es, nes: st.nes, nominalP: st.nominalP, fdr: st.fdr,
                               fwer: st.fwer, tagPercent: edge.tagPercent, genePercent: edge.genePercent,
