@@ -167,7 +167,9 @@ public struct PlannedGSEA: ShardedAnalysis {
                   null.permutations == 1..<(parameters.permutations + 1) else {
                 throw AnalysisError("\(input.runDirectory.path): the parts do not cover permutations 1-\(parameters.permutations)\(blocks[index].map { " of \($0)" } ?? ""); rerun the missing shards")
             }
-            let results = GSEA.results(sets: problem.sets, weights: problem.weights, null: null, pooling: parameters.pooling)
+            let observed = problem.sets.map { GSEA.enrichmentScore(weights: problem.weights, hits: $0.hits) }
+            let results = GSEA.results(sets: problem.sets, weights: problem.weights, observed: observed, null: null,
+                                       pooling: parameters.pooling)
             var text = ""
             for row in results {
                 var fields = byCelltype ? [CSVText.field(blocks[index] ?? "")] : []
