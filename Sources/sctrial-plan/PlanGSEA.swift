@@ -67,7 +67,6 @@ struct PlanGSEA: ParsableCommand {
     var sharding: ShardingOptions
 
     func validate() throws {
-        guard permutations >= 1 else { throw ValidationError("--permutations must be at least 1") }
         guard minSize >= 1, maxSize >= minSize else { throw ValidationError("--min-size must be at least 1 and --max-size at least --min-size") }
         guard weight.isFinite, weight >= 0 else { throw ValidationError("--weight must be a finite number ≥ 0") }
         let given = [input != nil, ranking != nil, fromDid != nil].filter { $0 }.count
