@@ -36,15 +36,18 @@ public struct PlannedGSEA: ShardedAnalysis {
         (u / parameters.permutations, u % parameters.permutations + 1)
     }
 
-    /// One block's problem: the ranking and the sets that pass gseapy's filter in it.
-    struct Problem {
-        let ranking: GSEARanking
-        let sets: [GSEAGeneSet]
-        let weights: [Double]
+    /// One block's prerank: its cell type (nil without --by-celltype), the ranking, the sets that
+    /// pass gseapy's filter in it (hit positions), and the walk's weights. What a report needs to
+    /// draw running sums (`GSEA.runningEnrichmentScore`).
+    public struct Problem: Sendable {
+        public let block: String?
+        public let ranking: GSEARanking
+        public let sets: [GSEAGeneSet]
+        public let weights: [Double]
     }
 
     /// The ranking of every block and the gene sets, as the planner stored them.
-    func problems(runDirectory: URL) throws -> [Problem] {
+    public func problems(runDirectory: URL) throws -> [Problem] {
         let library = try GSEALibrary.read(stored: runDirectory.appendingPathComponent(geneSetsFile).path)
         let rankings: [GSEARanking]
         if let rankingFile {
@@ -58,10 +61,11 @@ public struct PlannedGSEA: ShardedAnalysis {
         } else {
             throw AnalysisError("\(runDirectory.path)/plan.json: a GSEA plan without its ranking source")
         }
-        return rankings.map { ranking in
+        return zip(blocks, rankings).map { block, ranking in
             let sets = GSEA.filterGeneSets(geneNames: ranking.genes, sets: library.sets,
                                            minSize: parameters.minSize, maxSize: parameters.maxSize)
-            return Problem(ranking: ranking, sets: sets, weights: GSEA.weights(ranking: ranking.values, weight: parameters.weight))
+            return Problem(block: block, ranking: ranking, sets: sets,
+                           weights: GSEA.weights(ranking: ranking.values, weight: parameters.weight))
         }
     }
 
