@@ -97,7 +97,7 @@ def child(args):
         res = run_gsea_did(adata, gene_sets=inputs["gmt"], design=TrialDesign(), visits=("pre", "post"),
                            permutation_num=inputs["permutations"])
     else:
-        ranking = pd.read_csv(inputs["rnk"], sep="\t", header=None, names=["gene", "value"])
+        ranking = pd.read_csv(inputs["rnk"], sep="\t", header=None, names=["gene", "value"], float_precision="round_trip")
         t0 = time.perf_counter()
         res = gp.prerank(rnk=ranking, gene_sets=inputs["gmt"], permutation_num=inputs["permutations"], seed=123,
                          outdir=None, no_plot=True, threads=4).res2d
@@ -149,7 +149,7 @@ def main():
     rnk = os.path.join(work, f"ranking_{args.prerank_genes}.rnk")
     values = np.sort(rng.normal(0.0, 1.0, args.prerank_genes))[::-1]
     with open(rnk, "w") as out:
-        out.writelines(f"{g}\t{v!r}\n" for g, v in zip(prerank_genes, values))
+        out.writelines(f"{g}\t{float(v)!r}\n" for g, v in zip(prerank_genes, values))
     prerank_gmt = os.path.join(work, "prerank_sets.gmt")
     write_sets(prerank_gmt, prerank_genes, args.sets, rng)
     warm(h5ad)
