@@ -40,10 +40,13 @@ public struct Plan: Codable, Sendable, Equatable {
             public var referenceName: String
             /// Gene names in var order.
             public var genes: [String]
+            /// The matrix's minimum when it is negative (e.g. z-scored data): the tests stand, but
+            /// fold and percent change are not meaningful, which summary.json repeats. Nil otherwise.
+            public var negativeMinimum: Double?
 
             enum CodingKeys: String, CodingKey {
                 case parameters, targets, genes
-                case isLog1p = "is_log1p", referenceName = "reference_name"
+                case isLog1p = "is_log1p", referenceName = "reference_name", negativeMinimum = "negative_minimum"
             }
         }
 

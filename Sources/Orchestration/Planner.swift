@@ -31,6 +31,8 @@ public struct ShardingRequest: Sendable {
 public struct PlannedRun: Sendable {
     public var plan: Plan
     public var text: String
+    /// What the user should know about the results before running (printed on stderr).
+    public var warnings: [String] = []
 }
 
 /// Turns an analysis and a sharding request into a plan: units along an axis, contiguous shards
@@ -53,8 +55,10 @@ public enum Planner {
         return max(ShardingRequest.defaultMemoryGB, min(ceiling, wanted))
     }
 
+    /// `strict`: refuse a matrix with negative values instead of warning that fold and percent
+    /// change are not meaningful on it.
     public static func planDE(input path: String, parameters: DEParameters, request: ShardingRequest, run: RunDirectory,
-                              dryRun: Bool = false, progress: Progress? = nil) throws -> PlannedRun {
+                              dryRun: Bool = false, strict: Bool = false, progress: Progress? = nil) throws -> PlannedRun {
         do {
             let file = try AnnDataFile(path: path)
             let labels = try file.obs.column(parameters.groupbyKey, expectedCount: file.nObs).labels()
@@ -83,8 +87,17 @@ public enum Planner {
             if profile.nonFinite > 0 {
                 throw AnalysisError("\(path): \(matrix.info.path) has \(profile.nonFinite) non-finite values (NaN or inf)")
             }
-            if !isLog1p, profile.minimum < 0 {
-                throw AnalysisError("\(path): \(matrix.info.path) has negative values (minimum \(profile.minimum)); fold changes of means need non-negative expression: give counts or normalised data (--layer), or --is-log1p true for log1p data")
+            // Scaled (z-scored) data, as sc.pp.scale leaves X: rank and t tests are valid and pdex
+            // computes everything, so do we; only the fold and percent change (ratios of means, or
+            // of expm1 of means) lose their meaning, which is said rather than refused.
+            var warnings: [String] = []
+            let negativeMinimum: Double? = profile.minimum < 0 ? profile.minimum : nil
+            if let minimum = negativeMinimum {
+                let what = "\(path): \(matrix.info.path) has negative values (minimum \(minimum)), e.g. scaled (z-scored) data"
+                if strict {
+                    throw AnalysisError("\(what); --strict refuses it: give counts or normalised data (--layer)")
+                }
+                warnings.append("\(what): the tests are computed as pdex does, but fold_change and percent_change are not meaningful for negative data (use counts or normalised data, e.g. --layer, for them; --strict refuses such data)")
             }
             let info = matrix.info
             let csr = info.format == .csr
@@ -150,16 +163,19 @@ public enum Planner {
                 Int(min(gathered(range), memoryGB * 1e9 / 2) + outputs(range) + memoryGB * 1e9 / 8)
             }
             let analysis = Plan.Analysis(kind: .de, de: .init(parameters: parameters, isLog1p: isLog1p, targets: design.targets,
-                                                              referenceName: design.referenceName, genes: genes))
+                                                              referenceName: design.referenceName, genes: genes,
+                                                              negativeMinimum: negativeMinimum))
             let plan = try makePlan(path: path, file: file, matrices: [matrixName], analysis: analysis, axis: axis,
                                     readPath: readPath, ranges: ranges, unitCosts: unitCosts, fixedCost: fixedCost,
                                     memory: memory, request: request)
             let model = String(format: "read %.1fM stored values/s (measured on this file), %.1f µs per test + %.0f ns per compared stored value", readRate / 1e6, CostModel.deSecondsPerTest * 1e6, CostModel.deSecondsPerComparedValue * 1e9) + (correction?.text ?? "")
             let spread = design.referenceRows == nil || !csr ? "" : String(format: " (reference cells touch %.0f%% of the file's row blocks)", referenceCoverage * 100)
             let description = "DE (\(parameters.metric.rawValue), reference \(design.referenceName)) on \(path): \(file.nObs) cells × \(file.nVars) genes, \(matrixName) \(info.format.rawValue) \(info.dtype.rawValue), \(info.nnz) stored values; \(design.targets.count) targets\(spread); log1p \(isLog1p)"
-            return try finish(plan, run: run, dryRun: dryRun, description: description, model: model) { plan in
+            var planned = try finish(plan, run: run, dryRun: dryRun, description: description, model: model) { plan in
                 if readPath == .stagedColumns { plan.staged.matrix = try stage(matrix, run: run, progress: progress) }
             }
+            planned.warnings = warnings
+            return planned
         } catch let error as AnnDataError {
             throw AnalysisError(error)
         }
