@@ -73,10 +73,10 @@ public struct DiDTable: Sendable {
     static func degenerateNote(_ r: DiDFeatureResult) -> String {
         var notes: [String] = []
         if r.pDiD.isNaN, r.betaDiD.isFinite {
-            notes.append("p_DiD NaN: se_DiD is 0 up to roundoff (beta_DiD fitted exactly), as statsmodels gives NaN")
+            notes.append("p_DiD NaN: se_DiD is 0 up to roundoff (below 1e-10 of the outcome's scale): beta_DiD is fitted exactly and has no p-value")
         }
         if r.pTime.isNaN, r.betaTime.isFinite {
-            notes.append("p_time NaN: the standard error of beta_time is 0 up to roundoff (beta_time fitted exactly), as statsmodels gives NaN")
+            notes.append("p_time NaN: the standard error of beta_time is 0 up to roundoff (below 1e-10 of the outcome's scale): beta_time is fitted exactly and has no p-value")
         }
         return notes.joined(separator: "; ")
     }
