@@ -176,9 +176,10 @@ func formatNumber(_ value: Double, _ type: ElementType) -> String {
     case .bool:
         return value != 0 ? "True" : "False"
     case .float32:
-        return pythonFloatText(Float(value).magnitude.description, negative: value.sign == .minus, value)
+        let single = Float(value)
+        return pythonFloatText(single.magnitude.description, negative: value.sign == .minus, Double(single), float32: true)
     case .float64:
-        return pythonFloatText(value.magnitude.description, negative: value.sign == .minus, value)
+        return pythonFloatText(value.magnitude.description, negative: value.sign == .minus, value, float32: false)
     default:
         if value.isNaN { return "nan" }
         if abs(value) < 9.2e18 { return String(Int64(value)) }
@@ -186,10 +187,10 @@ func formatNumber(_ value: Double, _ type: ElementType) -> String {
     }
 }
 
-/// Python's float `repr` from Swift's shortest round-trip digits (`shortest`, the magnitude's
-/// `description`): positional when the leading digit's decimal exponent is in -4..<16, else
-/// `d.ddde±XX`; `nan`, `inf`.
-private func pythonFloatText(_ shortest: String, negative: Bool, _ value: Double) -> String {
+/// Python's float `repr` (numpy's `str` of a float32) from Swift's shortest round-trip digits
+/// (`shortest`, the magnitude's `description`): positional when the leading digit's decimal
+/// exponent is in -4..<16 (float32: when 1e-4 ≤ |x| < 1e6, numpy's rule), else `d.ddde±XX`.
+func pythonFloatText(_ shortest: String, negative: Bool, _ value: Double, float32: Bool) -> String {
     if value.isNaN { return "nan" }
     if value.isInfinite { return negative ? "-inf" : "inf" }
     let sign = negative ? "-" : ""
@@ -203,7 +204,8 @@ private func pythonFloatText(_ shortest: String, negative: Bool, _ value: Double
     while digits.first == "0" { digits.removeFirst(); point -= 1 }
     while digits.last == "0" { digits.removeLast() }
     let leading = point - 1
-    if leading < -4 || leading >= 16 {
+    let scientific = float32 ? !(abs(value) >= 1e-4 && abs(value) < 1e6) : (leading < -4 || leading >= 16)
+    if scientific {
         let rest = digits.dropFirst()
         let power = (leading < 0 ? "-" : "+") + (abs(leading) < 10 ? "0" : "") + String(abs(leading))
         return sign + String(digits[0]) + (rest.isEmpty ? "" : "." + String(rest)) + "e" + power
