@@ -344,8 +344,12 @@ final class H5Reader {
     /// Fails with a clear message when a dataset needs a compression filter this libhdf5 lacks.
     func requireFilters(_ info: DatasetInfo) throws(AnnDataError) {
         if let missing = info.filters.first(where: { !$0.isAvailable }) {
+            // blosc is a Debian package away (libhdf5 loads it from its plugin directory, which
+            // HDF5_PLUGIN_PATH replaces when set).
+            let install = missing.id == 32001
+                ? " or install Debian's hdf5-filter-plugin-blosc-serial (and leave HDF5_PLUGIN_PATH unset or include its directory)" : ""
             throw fail(.missingFilter, info.path,
-                       "compressed with \(missing.name) (HDF5 filter \(missing.id)), which this libhdf5 cannot decode; rewrite the file with gzip or no compression (e.g. anndata write_h5ad(compression=\"gzip\"))")
+                       "compressed with \(missing.name) (HDF5 filter \(missing.id)), which this libhdf5 cannot decode; rewrite the file with gzip or no compression (e.g. anndata write_h5ad(compression=\"gzip\"))\(install)")
         }
     }
 
