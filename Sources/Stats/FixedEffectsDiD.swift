@@ -653,9 +653,10 @@ struct FeatureBlock {
             let scale = ssr / residualDF
             let betaTime = coefficients[slot * p + time], betaDiD = coefficients[slot * p + did]
             // A standard error at roundoff level means the coefficient is fitted exactly (e.g. a
-            // control arm at 0 at both visits makes β_time 0): statsmodels' β/se is then 0/0, NaN.
-            // Ours is noise/noise, a p-value from roundoff. So a standard error below 1e-10 of the
-            // outcome's scale (largest |y*|; roundoff is ~1e-16 of it) counts as zero: p is NaN.
+            // control arm whose median is 0 at both visits makes β_time 0). statsmodels gives NaN
+            // when its standard error comes out exactly 0 (0/0) and a p-value from noise when it
+            // is 1e-16-ish (golden zero_control_median); we give NaN for both: a standard error
+            // below 1e-10 of the outcome's scale (largest |y*|; roundoff is ~1e-16 of it) is 0.
             let negligible = 1e-10 * outcomeScale[slot]
             func normalP(_ beta: Double, _ se: Double) -> Double { se <= negligible ? .nan : Normal.twoSidedP(beta / se) }
             var seTime = (within.crv1 * timeSums.reduce(0) { $0 + $1 * $1 }).squareRoot()
