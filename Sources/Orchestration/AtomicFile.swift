@@ -1,3 +1,4 @@
+import Analyses
 import CLinux
 import Foundation
 
@@ -63,7 +64,7 @@ public enum AtomicFile {
     /// copied into freshly allocated page cache (which costs more than the disk write itself on
     /// virtual machines, and evicts the input a rerun would read). Other filesystems (network,
     /// tmpfs) and small files keep ordinary buffered writes.
-    public struct Writer {
+    public struct Writer: ByteSink {
         enum Direct { case off, allowed, on }
 
         /// Staging buffer size: whole buffers keep every O_DIRECT write aligned in offset and size.
@@ -92,7 +93,7 @@ public enum AtomicFile {
         }
 
         /// Appends raw bytes through the staging buffer.
-        mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
+        public mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
             var offset = 0
             while offset < bytes.count {
                 let take = min(bytes.count - offset, staging.count - staged)

@@ -1,11 +1,14 @@
+import Analyses
 import AnnData
 import Foundation
 
 /// What identifies the planned input beyond size and mtime: a hash of the obs and var names, the
 /// obs column names and the shape, storage and nnz of the matrices a run reads. A file rewritten
 /// with the same size and a restored mtime but other cells, genes or values layout is refused.
+/// An input that is not an h5ad (a ranking for GSEA) is identified by the sha256 of its bytes.
 public enum InputFingerprint {
-    public static func compute(path: String, matrices: [String]) throws -> String {
+    public static func compute(path: String, identity: InputIdentity = .h5ad, matrices: [String]) throws -> String {
+        if identity == .contents { return try SHA256.file(path) }
         do {
             let file = try AnnDataFile(path: path)
             var hasher = SHA256()

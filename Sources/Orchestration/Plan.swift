@@ -4,7 +4,7 @@ import Foundation
 
 /// `RUN/plan.json`: everything a run needs, as data (format documented in docs/plan-json.md).
 /// Workers and the reducer read only this, the files it names under RUN/, and the input file.
-public struct Plan: Codable, Sendable, Equatable {
+public struct Plan: Codable, Sendable {
     public static let format = "sctrial-plan.plan"
     public static let currentVersion = 2
 
@@ -19,78 +19,50 @@ public struct Plan: Codable, Sendable, Equatable {
         public var fingerprint: String
         /// The matrices the run reads (part of the fingerprint).
         public var matrices: [String]
+        /// How the fingerprint recognises the file (absent in plans of h5ad inputs).
+        public var identity: InputIdentity?
 
         enum CodingKeys: String, CodingKey {
-            case path, modified, fingerprint, matrices
+            case path, modified, fingerprint, matrices, identity
             case sizeBytes = "size_bytes", nObs = "n_obs", nVars = "n_vars"
         }
     }
 
-    /// The analysis, its settled parameters and its units; `kind` says which member is set.
-    public struct Analysis: Codable, Sendable, Equatable {
-        public enum Kind: String, Codable, Sendable { case de, did }
+    /// The analysis as planned, stored as `{"kind": NAME, NAME: {...}}` and decoded through
+    /// `AnalysisRegistry`, so that a plan names its analysis and nothing here lists them.
+    public struct Analysis: Codable, Sendable {
+        public let value: any ShardedAnalysis
 
-        public struct DE: Codable, Sendable, Equatable {
-            public var parameters: DEParameters
-            /// Whether the values are log1p, settled at plan time (auto-detected or given).
-            public var isLog1p: Bool
-            /// Target labels in pdex's order (first appearance), the reference excluded.
-            public var targets: [String]
-            /// The `reference` column's value.
-            public var referenceName: String
-            /// Gene names in var order.
-            public var genes: [String]
-            /// The matrix's minimum when it is negative (e.g. z-scored data): the tests stand, but
-            /// fold and percent change are not meaningful, which summary.json repeats. Nil otherwise.
-            public var negativeMinimum: Double?
+        public init(_ value: any ShardedAnalysis) { self.value = value }
 
-            enum CodingKeys: String, CodingKey {
-                case parameters, targets, genes
-                case isLog1p = "is_log1p", referenceName = "reference_name", negativeMinimum = "negative_minimum"
+        public var name: String { type(of: value).name }
+
+        private struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        public init(from decoder: Decoder) throws {
+            let container = try decoder.container(keyedBy: Key.self)
+            let name = try container.decode(String.self, forKey: Key(stringValue: "kind"))
+            guard let type = AnalysisRegistry.analysis(named: name) else {
+                throw DecodingError.dataCorruptedError(forKey: Key(stringValue: "kind"), in: container,
+                                                       debugDescription: "unknown analysis '\(name)'")
             }
+            value = try type.init(from: container.superDecoder(forKey: Key(stringValue: name)))
         }
 
-        public struct DiD: Codable, Sendable, Equatable {
-            public var parameters: DiDParameters
-            /// Feature names in result order (after --min-gene-counts).
-            public var features: [String]
-            /// Cell-type blocks in result order; one null entry for a plain did_table.
-            public var celltypes: [String?]
-        }
-
-        public var kind: Kind
-        public var de: DE?
-        public var did: DiD?
-    }
-
-    /// Along which units the run is split.
-    public enum Axis: String, Codable, Sendable, CaseIterable {
-        case features, celltypes, perturbations
-    }
-
-    /// How a shard reads the matrix; `plan.txt` prints the description.
-    public enum ReadPath: String, Codable, Sendable {
-        /// Only its cells: a row subset of CSR storage.
-        case rowSubset = "row-subset"
-        /// Every row (one shard, or a one-vs-rest comparison).
-        case allRows = "all-rows"
-        /// Only its genes: a column range of CSC or dense storage.
-        case columnRange = "column-range"
-        /// Only its genes, from the gene-major copy staged once at planning.
-        case stagedColumns = "staged-columns"
-        /// No matrix (obs columns only).
-        case none
-
-        public var description: String {
-            switch self {
-            case .rowSubset: "row subset of the input (only the cells of its units)"
-            case .allRows: "every row of the input"
-            case .columnRange: "column range of the input (only its genes)"
-            case .stagedColumns: "column range of the staged gene-major copy (only its genes)"
-            case .none: "no matrix (obs columns only)"
-            }
+        public func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: Key.self)
+            try container.encode(name, forKey: Key(stringValue: "kind"))
+            try value.encode(to: container.superEncoder(forKey: Key(stringValue: name)))
         }
     }
+
+    public typealias Axis = ShardAxis
+    public typealias ReadPath = Analyses.ReadPath
 
     public struct Shard: Codable, Sendable, Equatable {
         public var index: Int
@@ -145,21 +117,17 @@ public struct Plan: Codable, Sendable, Equatable {
     public var shards: [Shard]
     public var resources: Resources
     public var staged: Staged
+    /// A run directory, relative to this one, that must be reduced before this run's shards
+    /// start (absent for most plans).
+    public var prerequisite: String?
 
     enum CodingKeys: String, CodingKey {
-        case format, version, input, analysis, axis, shards, resources, staged
+        case format, version, input, analysis, axis, shards, resources, staged, prerequisite
         case runID = "run_id", createdAt = "created_at", readPath = "read_path"
     }
 
     /// Unit names along the axis.
-    public var units: [String] {
-        switch (axis, analysis.kind) {
-        case (.perturbations, _): analysis.de?.targets ?? []
-        case (.features, .de): analysis.de?.genes ?? []
-        case (.features, .did): analysis.did?.features ?? []
-        case (.celltypes, _): analysis.did?.celltypes.map { $0 ?? "" } ?? []
-        }
-    }
+    public var units: [String] { analysis.value.units(along: axis) }
 
     /// Size and modification time of `path`, for `Input`.
     public static func fileStamp(_ path: String) throws -> (size: Int, modified: Double) {
@@ -178,7 +146,7 @@ public struct Plan: Codable, Sendable, Equatable {
         guard stamp.size == input.sizeBytes, stamp.modified == input.modified else {
             throw OrchestrationError("\(input.path): changed since planning (size or modification time differs); plan the run again")
         }
-        guard try InputFingerprint.compute(path: input.path, matrices: input.matrices) == input.fingerprint else {
+        guard try InputFingerprint.compute(path: input.path, identity: input.identity ?? .h5ad, matrices: input.matrices) == input.fingerprint else {
             throw OrchestrationError("\(input.path): changed since planning (obs/var names or matrix shape differ); plan the run again")
         }
     }

@@ -14,8 +14,8 @@ public enum ShardWorker {
     }
 
     /// Computes shard `index` and writes its part and marker atomically. Holds the shard's lock
-    /// throughout, so a second worker on the same shard waits and then finds it done. A DE
-    /// shard's rows are also left in `computed` when given, for a reduce in this process.
+    /// throughout, so a second worker on the same shard waits and then finds it done. What the
+    /// analysis keeps of its rows is left in `computed` when given, for a reduce in this process.
     /// `plan`: the run's plan when the caller has read it already.
     public static func run(_ run: RunDirectory, plan: Plan? = nil, shard index: Int, threads: Int? = nil, memoryGB: Double? = nil,
                            computed: ComputedParts? = nil) throws -> Outcome {
@@ -35,39 +35,20 @@ public enum ShardWorker {
             let memory = (memoryGB ?? plan.resources.memoryGB) * 1e9
             let budget = ReadBudget(bytes: Int(memory / 8))
             let shard = plan.shards[index]
-            let written: (bytes: Int, sha256: String)
-            let rows: Int
-            var computedDE: ComputedParts.Part?
-            switch plan.analysis.kind {
-            case .de:
-                let result = try computeDE(plan, run: run, shard: shard, threads: threads ?? plan.resources.threads,
-                                           budget: budget, gatherBudget: Int(memory / 2))
-                rows = result.rows.count
-                // A one-shard plan's table is this shard's rows, in order: a reduce in this
-                // process needs their FDR, computed here while the part is written.
-                let fdr = Mutex<[Double]?>(nil)
-                let ranking = DispatchGroup()
-                if computed != nil && plan.shards.count == 1 {
-                    DispatchQueue.global().async(group: ranking) {
-                        let computedFDR = try? BenjaminiHochberg.scipy(result.rows.map(\.pValue))
-                        fdr.withLock { $0 = computedFDR }
-                    }
-                }
-                written = try AtomicFile.streamHashed(to: run.partURL(index)) { try DEPart.write(result, shard: index, into: &$0) }
-                ranking.wait()
-                computedDE = ComputedParts.Part(sha256: written.sha256, result: result, fdr: fdr.withLock { $0 })
-            case .did:
-                let result = try computeDiD(plan, run: run, shard: shard, budget: budget)
-                rows = result.rows.count
-                written = try AtomicFile.streamHashed(to: run.partURL(index)) { try $0.append(bytes: DiDPart.encode(result, shard: index)) }
-            }
+            let input = ShardInput(inputPath: plan.input.path, runDirectory: run.url, planPath: run.planURL.path, index: index,
+                                   shardCount: plan.shards.count, units: shard.units, axis: plan.axis,
+                                   staged: StagedFiles(matrix: plan.staged.matrix.map { run.resolve($0).path },
+                                                       geneTotals: plan.staged.geneTotals.map { run.resolve($0).path },
+                                                       librarySizes: plan.staged.librarySizes.map { run.resolve($0).path }),
+                                   threads: threads ?? plan.resources.threads, budget: budget, gatherBudget: Int(memory / 2))
+            let (rows, written, kept) = try compute(plan.analysis.value, input: input, to: run.partURL(index), keep: computed != nil)
             let elapsed = ContinuousClock.now - clock
             let marker = ShardMarker(runID: plan.runID, shard: index, rows: rows, bytes: written.bytes, sha256: written.sha256,
                                      seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18,
                                      peakRSSBytes: peakResidentBytes(), readBytes: bytesRead(), host: ProcessInfo.processInfo.hostName,
                                      finishedAt: Timestamp.now())
             try marker.write(to: run.markerURL(index))
-            if let computed, let computedDE { computed.keep(shard: index, computedDE) }
+            if let computed, let kept { computed.keep(shard: index, sha256: written.sha256, kept) }
             try? FileManager.default.removeItem(at: run.failureURL(index))
             return .done(rows: rows, seconds: marker.seconds)
         } catch {
@@ -96,36 +77,14 @@ public enum ShardWorker {
         }
     }
 
-    static func computeDE(_ plan: Plan, run: RunDirectory, shard: Plan.Shard, threads: Int, budget: ReadBudget,
-                          gatherBudget: Int) throws -> DEShardResult {
-        guard let de = plan.analysis.de else { throw OrchestrationError("\(run.planURL.path): DE plan without its DE section") }
-        var parameters = de.parameters
-        parameters.isLog1p = de.isLog1p ? .yes : .no
-        var selection = DESelection(stagedMatrix: plan.staged.matrix.map { run.resolve($0).path })
-        switch plan.axis {
-        case .perturbations: selection.targets = shard.units
-        case .features: selection.genes = shard.units
-        case .celltypes: throw OrchestrationError("\(run.planURL.path): a DE plan cannot be split by cell type")
-        }
-        let result = try DifferentialExpression.shard(path: plan.input.path, parameters: parameters, selection: selection,
-                                                      threads: threads, budget: budget, gatherBudget: gatherBudget)
-        guard result.targets.count == (plan.axis == .perturbations ? shard.units.count : de.targets.count) else {
-            throw OrchestrationError("\(plan.input.path): the file now has other targets than at planning; plan the run again")
-        }
-        return result
-    }
-
-    static func computeDiD(_ plan: Plan, run: RunDirectory, shard: Plan.Shard, budget: ReadBudget) throws -> DiDShardResult {
-        guard let did = plan.analysis.did else { throw OrchestrationError("\(run.planURL.path): DiD plan without its DiD section") }
-        var selection = DiDSelection(stagedMatrix: plan.staged.matrix.map { run.resolve($0).path })
-        selection.geneTotals = try plan.staged.geneTotals.map { try StagedVector.read(run.resolve($0)) }
-        selection.librarySizes = try plan.staged.librarySizes.map { try StagedVector.read(run.resolve($0)) }
-        switch plan.axis {
-        case .features: selection.features = shard.units
-        case .celltypes: selection.celltypes = shard.units
-        case .perturbations: throw OrchestrationError("\(run.planURL.path): a DiD plan cannot be split by perturbation")
-        }
-        return try DiDAnalysis.shard(path: plan.input.path, parameters: did.parameters, selection: selection, budget: budget)
+    /// Computes the shard and streams its part (opened as a concrete analysis type, so the
+    /// analysis' own result type flows from computing to writing).
+    static func compute<A: ShardedAnalysis>(_ analysis: A, input: ShardInput, to url: URL,
+                                            keep: Bool) throws -> (rows: Int, written: (bytes: Int, sha256: String), kept: (any Sendable)?) {
+        let result = try analysis.computeShard(input)
+        var kept: (any Sendable)?
+        let written = try AtomicFile.streamHashed(to: url) { kept = try analysis.writePart(result, input: input, keep: keep, into: &$0) }
+        return (analysis.rowCount(result), written, kept)
     }
 
     /// `rchar` of /proc/self/io (0 where there is no procfs).
@@ -172,26 +131,5 @@ final class ShardLock {
     func release() {
         flock(fd, LOCK_UN)
         close(fd)
-    }
-}
-
-/// A float64 vector computed once at planning (`RUN/staged/*.f64`, little-endian).
-enum StagedVector {
-    static func write(_ values: [Double], to url: URL) throws {
-        var encoder = BinaryEncoder()
-        encoder.bytes.reserveCapacity(values.count * 8)
-        for value in values { encoder.append(value) }
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try AtomicFile.write(Data(encoder.bytes), to: url)
-    }
-
-    static func read(_ url: URL) throws -> [Double] {
-        guard let data = try? Data(contentsOf: url) else {
-            throw OrchestrationError("\(url.path): staged file missing or unreadable; plan the run again")
-        }
-        guard data.count % 8 == 0 else { throw OrchestrationError("\(url.path): truncated staged file; plan the run again") }
-        return data.withUnsafeBytes { raw in
-            (0..<(data.count / 8)).map { Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self))) }
-        }
     }
 }

@@ -80,12 +80,21 @@ public struct SlurmExecutor {
         self.worker = worker
     }
 
-    /// Submits `shards` (default: every shard without a valid marker) and the reducer.
+    /// Submits `shards` (default: every shard without a valid marker) and the reducer; first the
+    /// plan's prerequisite run when it is not reduced yet, the shards then waiting for its reducer.
     @discardableResult
     public func submit(_ run: RunDirectory, options: SlurmSubmitOptions, shards requested: [Int]? = nil,
                        withReduce: Bool = true) throws -> SlurmJobs.Submission {
         let plan = try run.readPlan()
         try run.create()
+        var prerequisiteJobs: [JobID] = []
+        if let prerequisite = plan.prerequisite {
+            let inner = RunDirectory(run.resolve(prerequisite).path)
+            if try !Reducer.isReduced(inner, plan: inner.readPlan()) {
+                prerequisiteJobs = try submit(inner, options: options, withReduce: true).reduce.map { [JobID($0)] } ?? []
+            }
+        }
+        let waitFor = prerequisiteJobs.isEmpty ? nil : SlurmDependency(afterOK: prerequisiteJobs)
         let shards = requested ?? plan.shards.indices.filter { !ShardWorker.isDone(plan, run: run, shard: $0) }
         let resources = Self.resources(plan, run: run, options: options, shards: shards)
         let name = "sct-\(plan.runID)"
@@ -97,7 +106,8 @@ public struct SlurmExecutor {
             let parts = try SlurmArraySplit.parts(shards: shards, maxArraySize: try client.maxArraySize())
             for part in parts {
                 let request = try SlurmTemplate.shardArrayRequest(name: name, run: run.path, worker: workerCommand(options, plan: plan, run: run),
-                                                                  part: part, throttle: options.maxConcurrent, resources: resources)
+                                                                  part: part, throttle: options.maxConcurrent, resources: resources,
+                                                                  dependency: waitFor)
                 try AtomicFile.write(Data(request.script.utf8), to: scripts.appendingPathComponent("array-offset-\(part.offset).sbatch"))
                 let job = try client.submit(request)
                 arrays.append(.init(job: job.id, offset: part.offset, shards: part.shards))
@@ -106,7 +116,8 @@ public struct SlurmExecutor {
         }
         var reduceJob: Int?
         if withReduce {
-            let request = try SlurmTemplate.reduceRequest(name: name + "-r", run: run.path, planner: planner, after: arrayJobs,
+            let request = try SlurmTemplate.reduceRequest(name: name + "-r", run: run.path, planner: planner,
+                                                          after: arrayJobs.isEmpty ? prerequisiteJobs : arrayJobs,
                                                           resources: SlurmResources(partition: options.partition, account: options.account,
                                                                                     qos: options.qos, timeLimitMinutes: 60, memoryMB: 4096, cpusPerTask: 1))
             try AtomicFile.write(Data(request.script.utf8), to: scripts.appendingPathComponent("reduce.sbatch"))

@@ -14,7 +14,7 @@ struct PlanCommand: ParsableCommand {
             computed once for all shards (a gene-major copy of a CSR matrix for feature shards). \
             Then `sctrial-plan run RUN` runs the shards locally, or `sctrial-plan submit RUN` on Slurm.
             """,
-        subcommands: [PlanDE.self, PlanDiD.self])
+        subcommands: [PlanDE.self, PlanDiD.self, PlanGSEA.self])
 }
 
 struct PlanDE: ParsableCommand {
@@ -96,8 +96,8 @@ struct PlanDE: ParsableCommand {
         parameters.clipValue = clipValue == "none" ? nil : Double(clipValue)
         parameters.layer = layer
         let planned = try reportingFailure {
-            try Planner.planDE(input: input, parameters: parameters, request: sharding.request, run: RunDirectory(out),
-                               dryRun: sharding.dryRun, strict: strict, progress: ShardingOptions.progress)
+            try Planner.plan(DEPlanner(parameters: parameters, strict: strict), input: input, request: sharding.request,
+                             run: RunDirectory(out), dryRun: sharding.dryRun, progress: ShardingOptions.progress)
         }
         for warning in planned.warnings { note("warning: \(warning)") }
         sharding.report(planned, out: out)

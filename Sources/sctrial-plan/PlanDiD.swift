@@ -26,6 +26,30 @@ struct PlanDiD: ParsableCommand {
     @Option(help: "Run directory to create.")
     var out: String
 
+    @OptionGroup(title: "Design")
+    var design: DiDDesignOptions
+
+    @OptionGroup(title: "Features")
+    var features: DiDFeatureOptions
+
+    @OptionGroup(title: "Bootstrap seed")
+    var bootstrapSeed: DiDBootstrapSeed
+
+    @OptionGroup(title: "Sharding and resources")
+    var sharding: ShardingOptions
+
+    func run() throws {
+        let planned = try reportingFailure { () throws -> PlannedRun in
+            try Planner.plan(DiDPlanner(parameters: try design.parameters(features: features, bootstrapSeed: bootstrapSeed.seed)), input: input, request: sharding.request, run: RunDirectory(out),
+                                dryRun: sharding.dryRun, progress: ShardingOptions.progress)
+        }
+        sharding.report(planned, out: out)
+    }
+}
+
+/// The trial design and the DiD options, shared by `plan did` and `plan gsea` (whose ranking
+/// is a DiD over every gene).
+struct DiDDesignOptions: ParsableArguments {
     @Option(help: "The two visits compared, PRE,POST (values of --visit-col).")
     var visits: String?
 
@@ -59,23 +83,8 @@ struct PlanDiD: ParsableCommand {
     @Option(help: "Cell types for --by-celltype: a,b,c (default: all, sorted).")
     var celltypes: String?
 
-    @Option(help: "Features: all (every gene; the default), a,b,c or @file (one per line); genes or numeric obs columns.")
-    var features: String?
-
     @Option(help: "Matrix of the gene features (and of gene-set scoring): a layer name (default X).")
     var layer: String?
-
-    @Option(help: "Gene sets to score and test: a GMT file or an http(s) URL (fetched once, at planning). Features default to every set score.")
-    var geneSets: String?
-
-    @Option(help: "Prefix of the score column names, e.g. ms_ (default none).")
-    var setPrefix: String?
-
-    @Option(help: "Gene-set score: zmean (mean of per-gene z-scores over all cells; default) or mean.")
-    var scoreMethod: GeneSetScoring.Method?
-
-    @Option(help: "Sets with fewer genes present in var get all-NaN scores (default 3).")
-    var minGenes: Int?
 
     @Option(help: "Test log1p(CPM) computed from this counts layer (library sizes over the kept genes).")
     var log1pCpmFrom: String?
@@ -101,23 +110,18 @@ struct PlanDiD: ParsableCommand {
     @Option(help: "Bootstrap draws (default 999).")
     var nBoot: Int?
 
-    @Option(help: "Bootstrap seed, the same for every feature as in sctrial (default 42).")
-    var seed: UInt64?
 
     @Option(help: "A TOML file holding the design (keys as the long options with underscores, e.g. participant_col, visits = [\"pre\", \"post\"]); flags override it.")
     var config: String?
 
-    @OptionGroup(title: "Sharding and resources")
-    var sharding: ShardingOptions
-
     func validate() throws {
         if celltype != nil && byCelltype { throw ValidationError("--celltype and --by-celltype exclude each other") }
         if let nBoot, nBoot < 1 { throw ValidationError("--n-boot must be at least 1") }
-        if let minGenes, minGenes < 1 { throw ValidationError("--min-genes must be at least 1") }
     }
 
-    /// Flags over the config file over sctrial's defaults.
-    func parameters() throws -> DiDParameters {
+    /// Flags over the config file over sctrial's defaults; every gene is a feature unless
+    /// `featureOptions` (`plan did`'s) say otherwise.
+    func parameters(features featureOptions: DiDFeatureOptions? = nil, bootstrapSeed seed: UInt64? = nil) throws -> DiDParameters {
         let file = try config.map { try DesignFile(path: $0) } ?? DesignFile()
         var p = DiDParameters()
         if let visits { p.visits = try ListArgument.parse(visits, option: "--visits") } else if let v = file.visits { p.visits = v }
@@ -136,23 +140,10 @@ struct PlanDiD: ParsableCommand {
         p.celltypes = try celltypes.map { try ListArgument.parse($0, option: "--celltypes") } ?? file.celltypes
         if p.celltype != nil && p.byCelltype { throw ValidationError("celltype and by_celltype exclude each other") }
         if p.celltypes != nil && !p.byCelltype { throw ValidationError("--celltypes needs --by-celltype") }
-        let featureList = try features.map { $0 == "all" ? nil : try ListArgument.parse($0, option: "--features") } ?? file.features
-        p.features = featureList.map { .named($0) } ?? .allGenes
         p.layer = layer ?? file.layer
         p.log1pCPMFrom = log1pCpmFrom ?? file.log1pCPMFrom
         p.minGeneCounts = minGeneCounts ?? file.minGeneCounts
-        if let source = geneSets ?? file.geneSets {
-            let collection = try GeneSetCollection.load(source)
-            var sets = DiDParameters.GeneSets(source: source, sets: collection.sets.map { .init(name: $0.name, genes: $0.genes) })
-            sets.prefix = setPrefix ?? file.setPrefix ?? ""
-            sets.method = try scoreMethod ?? file.scoreMethod.map { (text) throws -> GeneSetScoring.Method in
-                guard let method = GeneSetScoring.Method(rawValue: text) else { throw ValidationError("\(config ?? ""): score_method '\(text)' is not zmean or mean") }
-                return method
-            } ?? .zmean
-            sets.minGenes = minGenes ?? file.minGenes ?? 3
-            p.geneSets = sets
-            if featureList == nil { p.features = .allSets }
-        }
+        if let featureOptions { try featureOptions.apply(to: &p, file: file, config: config) }
         p.aggregate = try aggregate ?? file.aggregate.map { (text) throws -> DiDParameters.Aggregate in
             guard let value = DiDParameters.Aggregate(rawValue: text) else { throw ValidationError("\(config ?? ""): aggregate '\(text)' is not one of participant_visit, participant_visit_celltype, cell") }
             return value
@@ -173,12 +164,51 @@ struct PlanDiD: ParsableCommand {
         return p
     }
 
-    func run() throws {
-        let planned = try reportingFailure { () throws -> PlannedRun in
-            try Planner.planDiD(input: input, parameters: try parameters(), request: sharding.request, run: RunDirectory(out),
-                                dryRun: sharding.dryRun, progress: ShardingOptions.progress)
+}
+
+/// `plan did`'s bootstrap seed (`plan gsea`'s --seed is gseapy's; its DiD keeps sctrial's 42, as
+/// `run_gsea_did` does).
+struct DiDBootstrapSeed: ParsableArguments {
+    @Option(help: "Bootstrap seed, the same for every feature as in sctrial (default 42).")
+    var seed: UInt64?
+}
+
+/// What `plan did` tests: genes, obs columns or gene-set scores.
+struct DiDFeatureOptions: ParsableArguments {
+    @Option(help: "Features: all (every gene; the default), a,b,c or @file (one per line); genes or numeric obs columns.")
+    var features: String?
+
+    @Option(help: "Gene sets to score and test: a GMT file or an http(s) URL (fetched once, at planning). Features default to every set score.")
+    var geneSets: String?
+
+    @Option(help: "Prefix of the score column names, e.g. ms_ (default none).")
+    var setPrefix: String?
+
+    @Option(help: "Gene-set score: zmean (mean of per-gene z-scores over all cells; default) or mean.")
+    var scoreMethod: GeneSetScoring.Method?
+
+    @Option(help: "Sets with fewer genes present in var get all-NaN scores (default 3).")
+    var minGenes: Int?
+
+    func validate() throws {
+        if let minGenes, minGenes < 1 { throw ValidationError("--min-genes must be at least 1") }
+    }
+
+    func apply(to p: inout DiDParameters, file: DesignFile, config: String?) throws {
+        let featureList = try features.map { $0 == "all" ? nil : try ListArgument.parse($0, option: "--features") } ?? file.features
+        p.features = featureList.map { .named($0) } ?? .allGenes
+        if let source = geneSets ?? file.geneSets {
+            let collection = try GeneSetCollection.load(source)
+            var sets = DiDParameters.GeneSets(source: source, sets: collection.sets.map { .init(name: $0.name, genes: $0.genes) })
+            sets.prefix = setPrefix ?? file.setPrefix ?? ""
+            sets.method = try scoreMethod ?? file.scoreMethod.map { (text) throws -> GeneSetScoring.Method in
+                guard let method = GeneSetScoring.Method(rawValue: text) else { throw ValidationError("\(config ?? ""): score_method '\(text)' is not zmean or mean") }
+                return method
+            } ?? .zmean
+            sets.minGenes = minGenes ?? file.minGenes ?? 3
+            p.geneSets = sets
+            if featureList == nil { p.features = .allSets }
         }
-        sharding.report(planned, out: out)
     }
 }
 

@@ -37,24 +37,36 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         let clock = ContinuousClock.now
         let run = RunDirectory(runDirectory)
-        let summary = try reportingFailure { () throws -> RunSummary in
-            let plan = try run.readPlan()
-            let perWorker = threads ?? plan.resources.threads
-            let workers = jobs ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, perWorker))
-            var executor = LocalExecutor(jobs: workers, threads: threads, memoryGB: memory)
-            executor.computed = ComputedParts()
-            switch try executor.run(run, plan: plan, progress: ProgressLine()) {
-            case .complete:
-                return try Reducer.reduce(run, plan: plan, computed: executor.computed)
-            case .failed(let shards):
-                let listed = shards.keys.sorted().map(String.init).joined(separator: ", ")
-                throw OrchestrationError("\(run.path): shard\(shards.count == 1 ? "" : "s") \(listed) failed (see RUN/logs/); fix the cause and run again to resume")
-            case .interrupted(let done, let total):
-                FileHandle.standardError.write(Data("sctrial-plan: interrupted with \(done)/\(total) shards done; `sctrial-plan run \(run.path)` resumes\n".utf8))
-                throw ExitCode(130)
+        let summary = try reportingFailure { try runAndReduce(run, plan: run.readPlan()) }
+        report(summary, run: run, since: clock)
+    }
+
+    /// Runs the plan's prerequisite first when it is not reduced yet (GSEA's DiD), then the
+    /// plan's missing shards, then reduces.
+    func runAndReduce(_ run: RunDirectory, plan: Plan) throws -> RunSummary {
+        if let prerequisite = plan.prerequisite {
+            let inner = RunDirectory(run.resolve(prerequisite).path)
+            let innerPlan = try inner.readPlan()
+            if !Reducer.isReduced(inner, plan: innerPlan) {
+                let clock = ContinuousClock.now
+                FileHandle.standardError.write(Data("sctrial-plan: first the prerequisite \(inner.path) (\(innerPlan.analysis.name), \(innerPlan.shards.count) shards)\n".utf8))
+                report(try runAndReduce(inner, plan: innerPlan), run: inner, since: clock)
             }
         }
-        report(summary, run: run, since: clock)
+        let perWorker = threads ?? plan.resources.threads
+        let workers = jobs ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, perWorker))
+        var executor = LocalExecutor(jobs: workers, threads: threads, memoryGB: memory)
+        executor.computed = ComputedParts()
+        switch try executor.run(run, plan: plan, progress: ProgressLine()) {
+        case .complete:
+            return try Reducer.reduce(run, plan: plan, computed: executor.computed)
+        case .failed(let shards):
+            let listed = shards.keys.sorted().map(String.init).joined(separator: ", ")
+            throw OrchestrationError("\(run.path): shard\(shards.count == 1 ? "" : "s") \(listed) failed (see \(run.logsURL.path)/); fix the cause and run again to resume")
+        case .interrupted(let done, let total):
+            FileHandle.standardError.write(Data("sctrial-plan: interrupted with \(done)/\(total) shards done; `sctrial-plan run \(run.path)` resumes\n".utf8))
+            throw ExitCode(130)
+        }
     }
 }
 

@@ -27,8 +27,11 @@ enum LocalSlurm {
 
     static let did = ["plan", "did", ShardingTests.trial, "--visits", "pre,post", "--by-celltype", "--axis", "features"]
     static let de = ["plan", "de", ShardingTests.deCounts, "--axis", "perturbations"]
+    /// GSEA: the DiD prerequisite's arrays and reducer first, the permutation arrays after it.
+    static let gsea = ["plan", "gsea", GSEACommandTests.trial, "--visits", "V1,V2", "--gene-sets", GSEACommandTests.sets,
+                       "--permutations", "100"]
 
-    @Test(arguments: [("sbatch", did, 10), ("rest", did, 3), ("sbatch", de, 3), ("rest", de, 5)])
+    @Test(arguments: [("sbatch", did, 10), ("rest", did, 3), ("sbatch", de, 3), ("rest", de, 5), ("sbatch", gsea, 3), ("rest", gsea, 2)])
     func submittedRunsEqualTheLocalExecutor(_ via: String, _ plan: [String], _ shards: Int) throws {
         try #require(Self.environment["SLURM_CONF"] != nil, "CI is set but the local Slurm is not running: use scripts/test.sh")
         let run = temporaryRun()

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Orchestration
+@testable import Analyses
 
 /// Without --memory, a DE plan asks for enough to gather a shard in one pass: never less than
 /// the 2 GB default, never more than half of this machine's memory (or 16 GB), rounded up to a
@@ -8,12 +8,12 @@ import Testing
 @Suite struct PlannerMemoryTests {
     @Test func automaticDEMemoryCoversTheGatherWithinTheMachine() {
         let ceiling = min(16, Double(ProcessInfo.processInfo.physicalMemory) / 2 / 1e9)
-        #expect(Planner.automaticDEMemoryGB(0) == ShardingRequest.defaultMemoryGB)
-        #expect(Planner.automaticDEMemoryGB(1e9) == ShardingRequest.defaultMemoryGB)
-        #expect(Planner.automaticDEMemoryGB(1e15) == max(ShardingRequest.defaultMemoryGB, ceiling))
+        #expect(DEPlanner.automaticMemoryGB(0) == ShardingRequest.defaultMemoryGB)
+        #expect(DEPlanner.automaticMemoryGB(1e9) == ShardingRequest.defaultMemoryGB)
+        #expect(DEPlanner.automaticMemoryGB(1e15) == max(ShardingRequest.defaultMemoryGB, ceiling))
         if ceiling >= 5 {
             // 4.9 GB needed + 0.256 GB headroom = 5.156 GB, rounded up to 5.2.
-            #expect(Planner.automaticDEMemoryGB(4.9e9) == 5.2)
+            #expect(DEPlanner.automaticMemoryGB(4.9e9) == 5.2)
         }
     }
 }

@@ -1,6 +1,5 @@
-import Analyses
 import Testing
-@testable import Orchestration
+@testable import Analyses
 
 /// The reducer formats numbers itself (whole and half numbers directly, repeats from a cache):
 /// every byte must be what `CSVText.number` (Swift's `description`) prints.
