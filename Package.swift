@@ -29,11 +29,14 @@ let package = Package(
                        providers: [.apt(["libcurl4-openssl-dev"]), .brew(["curl"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto",
                        providers: [.apt(["libssl-dev"]), .brew(["openssl"])]),
+        // liblzf decodes h5py's lzf filter (HDF5 filter 32000), which libhdf5 does not ship.
+        .systemLibrary(name: "CLZF", pkgConfig: "liblzf",
+                       providers: [.apt(["liblzf-dev"]), .brew(["liblzf"])]),
         // Linux calls Glibc's module leaves out (fstatfs, O_DIRECT); headers only.
         .systemLibrary(name: "CLinux"),
 
         // h5ad read access: typed obs/var columns, dense/CSR/CSC slabs, bounded-memory streaming.
-        .target(name: "AnnData", dependencies: ["CHDF5"]),
+        .target(name: "AnnData", dependencies: ["CHDF5", "CLZF"]),
 
         // Pure numerics over arrays, no I/O: distributions, BH, rank tests, regression, bootstrap.
         .target(name: "Stats", dependencies: ["COpenBLAS"]),

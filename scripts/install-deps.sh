@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages sctrial-plan builds against (skips what is already there).
 set -euo pipefail
-packages=(libhdf5-dev libopenblas-dev libcurl4-openssl-dev libssl-dev pkg-config python3 python3-yaml)
+# liblzf-dev: the lzf decoder (HDF5 filter 32000, registered by the AnnData module);
+# hdf5-filter-plugin-blosc-serial: blosc (32001), which libhdf5 loads from its plugin directory.
+packages=(libhdf5-dev liblzf-dev hdf5-filter-plugin-blosc-serial libopenblas-dev libcurl4-openssl-dev libssl-dev pkg-config python3 python3-yaml)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -103,7 +103,9 @@ struct TrialObs {
         case .categorical(let c): if case .numbers = c.levels { numeric = true } else { numeric = false }
         case .string, .nullableString: numeric = false
         }
-        if numeric { return labels.sorted { (Double($0) ?? .nan) < (Double($1) ?? .nan) } }
+        // Bools print as False/True (pandas' spelling) and sort as 0/1.
+        func number(_ label: String) -> Double { Double(label) ?? (label == "True" ? 1 : label == "False" ? 0 : .nan) }
+        if numeric { return labels.sorted { number($0) < number($1) } }
         return labels.sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) }
     }
 }

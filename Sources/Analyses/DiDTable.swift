@@ -64,8 +64,21 @@ public struct DiDTable: Sendable {
         case .nonFiniteStandardDeviation?: "outcome SD is not finite"
         case .zeroVariance?: "constant outcome (SD < 1e-8)"
         case .saturated?: "as many regression rows as design columns (N = K); statsmodels would divide by zero"
-        case nil: ""
+        case nil: Self.degenerateNote(row.result)
         }
+    }
+
+    /// A fitted row's p-value is NaN only when its coefficient's standard error is zero up to
+    /// roundoff (FixedEffectsDiD): say which, since the rest of the row is valid.
+    static func degenerateNote(_ r: DiDFeatureResult) -> String {
+        var notes: [String] = []
+        if r.pDiD.isNaN, r.betaDiD.isFinite {
+            notes.append("p_DiD NaN: se_DiD is 0 up to roundoff (below 1e-10 of the outcome's scale): beta_DiD is fitted exactly and has no p-value")
+        }
+        if r.pTime.isNaN, r.betaTime.isFinite {
+            notes.append("p_time NaN: the standard error of beta_time is 0 up to roundoff (below 1e-10 of the outcome's scale): beta_time is fitted exactly and has no p-value")
+        }
+        return notes.joined(separator: "; ")
     }
 
     func value(_ column: String, _ row: DiDRow) -> String {

@@ -2,7 +2,7 @@
 /// so that a user sees one line that says where to look.
 public struct AnnDataError: Error, CustomStringConvertible, Equatable, Sendable {
     public enum Kind: String, Sendable {
-        case fileMissing, notHDF5, unreadable, notAnnData, unsupportedEncoding, missingFilter,
+        case fileMissing, zarrStore, notHDF5, unreadable, notAnnData, unsupportedEncoding, missingFilter,
              corruptSparse, shapeMismatch, missingElement, wrongType, budget
     }
     public let kind: Kind

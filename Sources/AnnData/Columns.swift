@@ -18,11 +18,13 @@ public enum CategoryLevels: Sendable, Equatable {
         }
     }
 
-    /// Level `index` as text; integral numbers print without a fraction, as pandas shows them.
+    /// Level `index` as text, spelt as pandas prints the category (`str()`): `False`/`True` for
+    /// bools, `1.0` for floats, `1` for integers. Arguments name levels this way, and results.csv
+    /// writes them so.
     public func label(_ index: Int) -> String {
         switch self {
         case .strings(let values): return values[index]
-        case .numbers(let values, _): return formatNumber(values[index])
+        case .numbers(let values, let type): return formatNumber(values[index], type)
         }
     }
 
@@ -84,8 +86,8 @@ public struct Column: Sendable, Equatable {
         case .categorical(let c):
             let levels = c.levels.labels
             return c.codes.map { $0 >= 0 && Int($0) < levels.count ? levels[Int($0)] : nil }
-        case .numeric(let v, _):
-            return v.map { $0.isNaN ? nil : formatNumber($0) }
+        case .numeric(let v, let type):
+            return v.map { $0.isNaN ? nil : formatNumber($0, type) }
         case .bool(let v):
             return v.map { $0 ? "True" : "False" }
         case .string(let v):
@@ -166,9 +168,49 @@ extension Column {
     }
 }
 
-/// Formats a number as pandas prints it: integral values without a fraction.
-func formatNumber(_ value: Double) -> String {
+/// Formats a stored number as pandas prints a value of that dtype (`str()`): integers without a
+/// fraction, bools as `False`/`True`, floats as Python's `repr` (`1.0`, `0.5`, `1e-05`), float32
+/// with its own shortest digits as numpy prints them (`0.1`, not `0.10000000149011612`).
+func formatNumber(_ value: Double, _ type: ElementType) -> String {
+    switch type {
+    case .bool:
+        return value != 0 ? "True" : "False"
+    case .float32:
+        let single = Float(value)
+        return pythonFloatText(single.magnitude.description, negative: value.sign == .minus, Double(single), float32: true)
+    case .float64:
+        return pythonFloatText(value.magnitude.description, negative: value.sign == .minus, value, float32: false)
+    default:
+        if value.isNaN { return "nan" }
+        if abs(value) < 9.2e18 { return String(Int64(value)) }
+        return String(format: "%.0f", value)
+    }
+}
+
+/// Python's float `repr` (numpy's `str` of a float32) from Swift's shortest round-trip digits
+/// (`shortest`, the magnitude's `description`): positional when the leading digit's decimal
+/// exponent is in -4..<16 (float32: when 1e-4 ≤ |x| < 1e6, numpy's rule), else `d.ddde±XX`.
+func pythonFloatText(_ shortest: String, negative: Bool, _ value: Double, float32: Bool) -> String {
     if value.isNaN { return "nan" }
-    if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
-    return String(value)
+    if value.isInfinite { return negative ? "-inf" : "inf" }
+    let sign = negative ? "-" : ""
+    if value == 0 { return sign + "0.0" }
+    let parts = shortest.lowercased().split(separator: "e", maxSplits: 1)
+    let exponent = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
+    let mantissa = parts[0].split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+    var digits = Array(mantissa[0] + (mantissa.count > 1 ? mantissa[1] : ""))
+    // value = 0.d₁d₂… × 10^point
+    var point = mantissa[0].count + exponent
+    while digits.first == "0" { digits.removeFirst(); point -= 1 }
+    while digits.last == "0" { digits.removeLast() }
+    let leading = point - 1
+    let scientific = float32 ? !(abs(value) >= 1e-4 && abs(value) < 1e6) : (leading < -4 || leading >= 16)
+    if scientific {
+        let rest = digits.dropFirst()
+        let power = (leading < 0 ? "-" : "+") + (abs(leading) < 10 ? "0" : "") + String(abs(leading))
+        return sign + String(digits[0]) + (rest.isEmpty ? "" : "." + String(rest)) + "e" + power
+    }
+    if point <= 0 { return sign + "0." + String(repeating: "0", count: -point) + String(digits) }
+    if point >= digits.count { return sign + String(digits) + String(repeating: "0", count: point - digits.count) + ".0" }
+    return sign + String(digits[..<point]) + "." + String(digits[point...])
 }

@@ -41,15 +41,19 @@ final class H5Reader {
         H5Eset_auto2(sc_h5e_default(), nil, nil)
         // Fresh kernel-zeroed mappings for every block were half the time of a full pass.
         sc_reuse_freed_blocks()
+        // lzf is not among libhdf5's filters; blosc comes from Debian's plugin, which libhdf5
+        // loads from its plugin directory when a dataset needs it.
+        _ = LZFFilter.registered
     }()
 
     init(path: String) throws(AnnDataError) {
         _ = Self.configureLibraries
         fileName = path
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw AnnDataError(.fileMissing, file: path, path: "", "no such file")
         }
+        if isDirectory.boolValue { throw Self.directoryError(path) }
         guard FileManager.default.isReadableFile(atPath: path) else {
             throw AnnDataError(.unreadable, file: path, path: "", "file is not readable (permissions)")
         }
@@ -67,6 +71,18 @@ final class H5Reader {
             throw AnnDataError(.notHDF5, file: path, path: "/", detail)
         }
         file = H5ID(id, close: H5Fclose)
+    }
+
+    /// A directory is no .h5ad; a Zarr store (anndata's other format, `.zgroup`/`.zattrs` in v2,
+    /// `zarr.json` in v3) is named as such, with the conversion that makes it one.
+    static func directoryError(_ path: String) -> AnnDataError {
+        let markers = [".zgroup", ".zattrs", "zarr.json"]
+        let isZarr = markers.contains { FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent($0)) }
+        guard isZarr else {
+            return AnnDataError(.notHDF5, file: path, path: "", "is a directory, not an .h5ad file")
+        }
+        return AnnDataError(.zarrStore, file: path, path: "",
+                            "is a Zarr store; sctrial-plan reads .h5ad: convert with `anndata.read_zarr(\"\(path)\").write_h5ad(\"\((path as NSString).deletingPathExtension).h5ad\")`")
     }
 
     func fail(_ kind: AnnDataError.Kind, _ path: String, _ detail: String) -> AnnDataError {
@@ -328,8 +344,12 @@ final class H5Reader {
     /// Fails with a clear message when a dataset needs a compression filter this libhdf5 lacks.
     func requireFilters(_ info: DatasetInfo) throws(AnnDataError) {
         if let missing = info.filters.first(where: { !$0.isAvailable }) {
+            // blosc is a Debian package away (libhdf5 loads it from its plugin directory, which
+            // HDF5_PLUGIN_PATH replaces when set).
+            let install = missing.id == 32001
+                ? " or install Debian's hdf5-filter-plugin-blosc-serial (and leave HDF5_PLUGIN_PATH unset or include its directory)" : ""
             throw fail(.missingFilter, info.path,
-                       "compressed with \(missing.name) (HDF5 filter \(missing.id)), which this libhdf5 cannot decode; rewrite the file with gzip or no compression (e.g. anndata write_h5ad(compression=\"gzip\"))")
+                       "compressed with \(missing.name) (HDF5 filter \(missing.id)), which this libhdf5 cannot decode; rewrite the file with gzip or no compression (e.g. anndata write_h5ad(compression=\"gzip\"))\(install)")
         }
     }
 
@@ -431,6 +451,33 @@ final class H5Reader {
     func readCompoundStrings(_ path: String, field: String) throws(AnnDataError) -> [String] {
         let count = try compoundRowCount(path)
         if count == 0 { return [] }
+        // anndata 0.6 with numpy's 'S' dtype (scanpy's bundled pbmc68k_reduced) stored fixed-length
+        // byte strings; libhdf5 converts those to fixed-length memory strings only.
+        let dataset = try openDataset(path)
+        let fileType = H5ID(H5Dget_type(dataset.id), close: H5Tclose)
+        let index = H5Tget_member_index(fileType.id, field)
+        guard index >= 0 else { throw fail(.missingElement, "\(path)[\(field)]", "no such field") }
+        let member = H5ID(H5Tget_member_type(fileType.id, UInt32(index)), close: H5Tclose)
+        if H5Tis_variable_str(member.id) <= 0 {
+            let width = H5Tget_size(member.id)
+            let fixed = H5ID(H5Tcopy(sc_h5t_c_s1()), close: H5Tclose)
+            H5Tset_size(fixed.id, width)
+            H5Tset_cset(fixed.id, H5Tget_cset(member.id))
+            // Null-padded, so a value filling the whole width needs no terminator.
+            H5Tset_strpad(fixed.id, H5T_STR_NULLPAD)
+            var bytes = [UInt8](repeating: 0, count: count * width)
+            let result: Result<Void, AnnDataError> = bytes.withUnsafeMutableBytes { buffer in
+                Result { () throws(AnnDataError) in
+                    try readCompoundField(path, field: field, memberType: fixed.id, size: width, into: buffer.baseAddress!)
+                }
+            }
+            try result.get()
+            return (0..<count).map { row in
+                let slice = bytes[(row * width)..<((row + 1) * width)]
+                let end = slice.firstIndex(of: 0) ?? slice.endIndex
+                return String(decoding: slice[slice.startIndex..<end], as: UTF8.self)
+            }
+        }
         let stringType = H5ID(H5Tcopy(sc_h5t_c_s1()), close: H5Tclose)
         H5Tset_size(stringType.id, sc_h5t_variable())
         H5Tset_cset(stringType.id, H5T_CSET_UTF8)
@@ -448,6 +495,8 @@ final class H5Reader {
 
     /// Reads a whole string dataset (variable- or fixed-length, ASCII or UTF-8).
     func readStringDataset(_ path: String) throws(AnnDataError) -> [String] {
+        // A missing filter is named as for numbers, not as libhdf5's plugin error.
+        try requireFilters(datasetInfo(path))
         let dataset = try openDataset(path)
         let space = H5ID(H5Dget_space(dataset.id), close: H5Sclose)
         let count = Int(H5Sget_simple_extent_npoints(space.id))

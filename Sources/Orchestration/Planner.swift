@@ -6,6 +6,8 @@ import Foundation
 public struct PlannedRun: Sendable {
     public var plan: Plan
     public var text: String
+    /// What the user should know about the results before running (printed on stderr).
+    public var warnings: [String] = []
 }
 
 /// Turns an analysis' layout into a run directory: plan.json with the input's fingerprint and
@@ -25,7 +27,7 @@ public enum Planner {
             throw AnalysisError(error)
         }
         let (plan, text) = try write(layout, input: path, request: request, run: run, dryRun: dryRun, progress: progress)
-        return PlannedRun(plan: plan, text: text)
+        return PlannedRun(plan: plan, text: text, warnings: layout.warnings)
     }
 
     /// Writes the run directory of `layout` (and first, inside it, its prerequisite's) unless

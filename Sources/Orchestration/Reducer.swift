@@ -29,9 +29,15 @@ public struct RunSummary: Codable, Sendable, Equatable {
     public var missingShards: [Int]
     public var partial: Bool
     public var shards: [ShardTiming]
+    /// DE only: false when the matrix had negative values (scaled data), so the fold_change and
+    /// percent_change columns mean nothing; `warnings` says why.
+    public var foldChangeMeaningful: Bool?
+    /// What a reader of the results should know (absent when nothing).
+    public var warnings: [String]?
 
     enum CodingKeys: String, CodingKey {
-        case format, version, results, rows, partial, shards
+        case format, version, results, rows, partial, shards, warnings
+        case foldChangeMeaningful = "fold_change_meaningful"
         case runID = "run_id", fdrColumn = "fdr_column", discoveriesAt005 = "discoveries_fdr_0.05"
         case discoveriesAt01 = "discoveries_fdr_0.1", missingShards = "missing_shards"
     }
@@ -68,6 +74,8 @@ public enum Reducer {
         summary.missingShards = missing
         summary.partial = !missing.isEmpty
         summary.shards = timings
+        summary.foldChangeMeaningful = table.foldChangeMeaningful
+        summary.warnings = table.warnings
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try AtomicFile.write(try encoder.encode(summary), to: run.summaryURL)

@@ -566,6 +566,8 @@ struct FeatureBlock {
         let n = within.rows, p = within.columns, g = within.clusterCount
         let units = g
         var fitted: [Int] = []
+        // Per fitted feature, the largest |y*|: the scale a standard error is judged against.
+        var outcomeScale: [Double] = []
         var clusterSums = [Double](repeating: 0, count: g)
 
         // y* per feature (standardized over its rows), demeaned within participant.
@@ -601,10 +603,13 @@ struct FeatureBlock {
                         continue
                     }
                     for c in 0..<g { clusterSums[c] = 0 }
+                    var largest = 0.0
                     for i in 0..<n {
                         out[i] = (out[i] - center) / scale
+                        largest = max(largest, abs(out[i]))
                         clusterSums[within.cluster[i]] += within.weight[i] * out[i]
                     }
+                    outcomeScale.append(largest)
                     for i in 0..<n {
                         let c = within.cluster[i]
                         out[i] = within.clusterSize[c] == 1 ? 0 : out[i] - clusterSums[c] / within.clusterWeight[c]
@@ -647,25 +652,34 @@ struct FeatureBlock {
             }
             let scale = ssr / residualDF
             let betaTime = coefficients[slot * p + time], betaDiD = coefficients[slot * p + did]
+            // A standard error at roundoff level means the coefficient is fitted exactly (e.g. a
+            // control arm whose median is 0 at both visits makes β_time 0). statsmodels gives NaN
+            // when its standard error comes out exactly 0 (0/0) and a p-value from noise when it
+            // is 1e-16-ish (golden zero_control_median); we give NaN for both: a standard error
+            // below 1e-10 of the outcome's scale (largest |y*|; roundoff is ~1e-16 of it) is 0.
+            let negligible = 1e-10 * outcomeScale[slot]
+            func normalP(_ beta: Double, _ se: Double) -> Double { se <= negligible ? .nan : Normal.twoSidedP(beta / se) }
             var seTime = (within.crv1 * timeSums.reduce(0) { $0 + $1 * $1 }).squareRoot()
             var seDiD = (within.crv1 * didSums.reduce(0) { $0 + $1 * $1 }).squareRoot()
-            var pTime = Normal.twoSidedP(betaTime / seTime)
-            var pDiD = Normal.twoSidedP(betaDiD / seDiD)
+            var pTime = normalP(betaTime, seTime)
+            var pDiD = normalP(betaDiD, seDiD)
             var covType = DiDCovarianceType.cluster
             if !seDiD.isFinite || !pDiD.isFinite {
                 covType = .nonrobust
                 seTime = (scale * within.bread[time + time * p]).squareRoot()
                 seDiD = (scale * within.bread[did + did * p]).squareRoot()
-                func twoSided(_ t: Double) -> Double { 2 * StudentT.sf(abs(t), degreesOfFreedom: residualDF) }
-                pTime = twoSided(betaTime / seTime)
-                pDiD = twoSided(betaDiD / seDiD)
+                func twoSided(_ beta: Double, _ se: Double) -> Double {
+                    se <= negligible ? .nan : 2 * StudentT.sf(abs(beta / se), degreesOfFreedom: residualDF)
+                }
+                pTime = twoSided(betaTime, seTime)
+                pDiD = twoSided(betaDiD, seDiD)
             }
             results[feature] = DiDFeatureResult(
                 betaDiD: betaDiD, seDiD: seDiD, pDiD: pDiD, betaTime: betaTime, pTime: pTime, nUnits: units,
                 residSD: scale.squareRoot(), covType: covType, nanReason: nil, bootstrap: nil)
 
             guard let plan = bootstrap else { continue }
-            guard seDiD.isFinite, seDiD != 0 else {
+            guard seDiD.isFinite, seDiD > negligible else {
                 results[feature].bootstrap = DiDBootstrapResult(pValue: .nan, standardError: .nan, ciLow: .nan,
                                                                 ciHigh: .nan, validDraws: 0)
                 results[feature].pDiD = .nan

@@ -30,9 +30,11 @@ struct PlanDE: ParsableCommand {
             appearance and genes in var order. --reference rest compares each group with all \
             other cells (one-vs-rest).
 
-            The data must be non-negative expression (counts or normalised); log1p data is \
-            detected as pdex does (any value with a fractional part above 0.001) unless \
-            --is-log1p says otherwise.
+            Give expression (counts or normalised); log1p data is detected as pdex does (any \
+            value with a fractional part above 0.001) unless --is-log1p says otherwise. Scaled \
+            data with negative values (z-scored, as sc.pp.scale leaves X) is tested as pdex \
+            does, with a warning (stderr and summary.json) that fold_change and percent_change \
+            mean nothing for it; --strict refuses it instead.
             """)
 
     @Argument(help: "The .h5ad file.")
@@ -68,6 +70,9 @@ struct PlanDE: ParsableCommand {
     @Option(help: "Matrix to test: a layer name (default X).")
     var layer: String?
 
+    @Flag(help: "Refuse a matrix with negative values (scaled data) instead of warning that its fold and percent changes are not meaningful.")
+    var strict = false
+
     @OptionGroup(title: "Sharding and resources")
     var sharding: ShardingOptions
 
@@ -91,9 +96,10 @@ struct PlanDE: ParsableCommand {
         parameters.clipValue = clipValue == "none" ? nil : Double(clipValue)
         parameters.layer = layer
         let planned = try reportingFailure {
-            try Planner.plan(DEPlanner(parameters: parameters), input: input, request: sharding.request, run: RunDirectory(out),
-                               dryRun: sharding.dryRun, progress: ShardingOptions.progress)
+            try Planner.plan(DEPlanner(parameters: parameters, strict: strict), input: input, request: sharding.request,
+                             run: RunDirectory(out), dryRun: sharding.dryRun, progress: ShardingOptions.progress)
         }
+        for warning in planned.warnings { note("warning: \(warning)") }
         sharding.report(planned, out: out)
     }
 }

@@ -15,6 +15,8 @@ import Testing
                 var blocks = try reader.blocks()
                 while try blocks.next() != nil {}
             }
+            _ = try file.obs.index()
+            _ = try file.vars.index()
             for name in file.obs.columnNames { _ = try file.obs.column(name, expectedCount: file.nObs) }
             for name in file.vars.columnNames { _ = try file.vars.column(name, expectedCount: file.nVars) }
             return nil
@@ -37,6 +39,34 @@ import Testing
         let error = firstError("/definitely/not/here.h5ad")
         #expect(error?.kind == .fileMissing)
         #expect(error?.description == "/definitely/not/here.h5ad: no such file")
+    }
+
+    /// A filter nobody here decodes (zstd) is named, with the way out, on numbers and on strings
+    /// alike (strings used to surface libhdf5's plugin-loader error instead).
+    @Test(arguments: [("bad-zstd.h5ad", "/X"), ("bad-zstd-strings.h5ad", "/obs/_index")])
+    func missingFilterIsNamed(_ name: String, _ element: String) throws {
+        let error = try #require(firstError(Fixtures.path(name)))
+        #expect(error.kind == .missingFilter, "\(error)")
+        #expect(error.path == element)
+        #expect(error.detail.hasPrefix("compressed with zstd (HDF5 filter 32015), which this libhdf5 cannot decode; rewrite the file with gzip"), "\(error)")
+    }
+
+    /// A Zarr store is anndata's other format, not a missing file: say so and how to convert.
+    @Test func zarrStoreIsNamedAsSuch() throws {
+        for marker in [".zgroup", "zarr.json"] {
+            let store = FileManager.default.temporaryDirectory.appendingPathComponent("sctrial-\(UUID().uuidString).zarr")
+            defer { try? FileManager.default.removeItem(at: store) }
+            try FileManager.default.createDirectory(at: store, withIntermediateDirectories: true)
+            try Data("{}".utf8).write(to: store.appendingPathComponent(marker))
+            let error = try #require(firstError(store.path))
+            #expect(error.kind == .zarrStore)
+            let stem = store.deletingPathExtension().path
+            #expect(error.description == "\(store.path): is a Zarr store; sctrial-plan reads .h5ad: convert with `anndata.read_zarr(\"\(store.path)\").write_h5ad(\"\(stem).h5ad\")`")
+        }
+        let plain = FileManager.default.temporaryDirectory.appendingPathComponent("sctrial-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: plain) }
+        try FileManager.default.createDirectory(at: plain, withIntermediateDirectories: true)
+        #expect(firstError(plain.path)?.description == "\(plain.path): is a directory, not an .h5ad file")
     }
 
     @Test func missingObsColumnNamesTheColumn() throws {

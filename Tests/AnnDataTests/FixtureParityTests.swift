@@ -75,6 +75,11 @@ import Testing
                     for (index, level) in categories.enumerated() {
                         #expect(matches(level, categorical.levels, index), "\(context) level \(index)")
                     }
+                    // Arguments are matched against, inspect shows and results.csv writes this spelling.
+                    if let labels = column.labels {
+                        #expect(categorical.levels.labels == labels.map { $0 ?? "" }, "\(context) labels")
+                        #expect(info.categories == labels.map { $0 ?? "" }, "\(context) labels in info")
+                    }
                 }
                 #expect(rowsMatch(got, column.values), "\(context) values")
             }
@@ -85,6 +90,7 @@ import Testing
         switch (want, levels) {
         case (.string(let s), .strings(let values)): return values[index] == s
         case (.number(let n), .numbers(let values, _)): return close(values[index], n)
+        case (.bool(let b), .numbers(let values, .bool)): return values[index] == (b ? 1 : 0)
         default: return false
         }
     }
@@ -98,7 +104,13 @@ import Testing
             case .null:
                 if case .numeric(let v, _) = column.values { if !v[k].isNaN { return false } } else if labels[k] != nil { return false }
             case .bool(let b):
-                if numbers?[k] != (b ? 1 : 0) { return false }
+                if let numbers {
+                    if numbers[k] != (b ? 1 : 0) { return false }
+                } else if case .categorical(let c) = column.values, case .numbers(let levels, .bool) = c.levels {
+                    guard c.codes[k] >= 0, levels[Int(c.codes[k])] == (b ? 1 : 0), labels[k] == (b ? "True" : "False") else { return false }
+                } else {
+                    return false
+                }
             case .number(let n):
                 if let numbers {
                     guard let got = numbers[k], close(got, n) else { return false }

@@ -52,6 +52,8 @@ struct Expected: Decodable, Sendable {
         let categories: [JSONValue]?
         let ordered: Bool?
         let values: [JSONValue]
+        /// Each category as pandas prints it (`str()` in its dtype), checked against anndata's read.
+        let labels: [String?]?
     }
 
     struct File: Decodable, Sendable {

@@ -73,12 +73,55 @@ import Testing
         #expect(result.stderr.contains("'kolmogorov' is invalid for '--metric"))
     }
 
-    @Test func negativeValuesNeedLog1p() throws {
-        let file = CLI.fixture("0.12.19-standard.h5ad")
-        let result = try CLI.run(["plan", "de", file, "--out", temporaryRun(), "--groupby-key", "celltype", "--reference", "B",
-                                  "--layer", "scaled", "--is-log1p", "false"])
+    /// z-scored X (sc.pp.scale): tested as pdex does, fold and percent change flagged as
+    /// meaningless on stderr and in summary.json; the numbers are pdex's (golden scaled_wilcoxon_linear).
+    @Test func scaledDataIsTestedWithAWarning() throws {
+        let run = temporaryRun()
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        let plan = try CLI.run(["plan", "de", de.appendingPathComponent("scaled_dense_f64.h5ad").path, "--out", run, "--is-log1p", "false"])
+        #expect(plan.status == 0, "\(plan.stderr)")
+        #expect(plan.stderr.contains("warning:") && plan.stderr.contains("/X has negative values (minimum -")
+                && plan.stderr.contains("fold_change and percent_change are not meaningful"), "\(plan.stderr)")
+        let result = try CLI.run(["run", run])
+        #expect(result.status == 0, "\(result.stderr)")
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run + "/summary.json"))) as! [String: Any]
+        #expect(summary["fold_change_meaningful"] as? Bool == false)
+        #expect((summary["warnings"] as? [String])?.first?.contains("not meaningful for negative data") == true)
+        let ours = try String(contentsOfFile: run + "/results.csv", encoding: .utf8).split(separator: "\n")
+        let golden = try String(contentsOf: de.appendingPathComponent("scaled_wilcoxon_linear.csv"), encoding: .utf8).split(separator: "\n")
+        #expect(ours.count == golden.count && ours.count == 289)
+        var negativeFolds = 0
+        for (a, b) in zip(ours.dropFirst(), golden.dropFirst()) {
+            let x = a.split(separator: ",", omittingEmptySubsequences: false), y = b.split(separator: ",", omittingEmptySubsequences: false)
+            #expect(x[0..<3] == y[0..<3])
+            for (u, v) in zip(x[3...], y[3...]) {
+                let (p, q) = (Double(u) ?? .nan, Double(v) ?? .nan)
+                #expect(p == q || (p.isNaN && q.isNaN) || abs(p - q) <= 1e-9 * abs(q) + 1e-12, "\(a) vs \(b)")
+            }
+            if (Double(y[6]) ?? 0) < 0 { negativeFolds += 1 }
+        }
+        #expect(negativeFolds > 0, "pdex's fold changes of negative means are negative ratios")
+    }
+
+    @Test func strictRefusesNegativeValues() throws {
+        let run = temporaryRun()
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        let result = try CLI.run(["plan", "de", de.appendingPathComponent("scaled_dense_f64.h5ad").path, "--out", run, "--strict"])
         #expect(result.status == 2)
-        #expect(result.stderr.contains("/layers/scaled has negative values"), "\(result.stderr)")
+        #expect(result.stderr.contains("/X has negative values") && result.stderr.contains("--strict refuses it"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: run + "/plan.json"))
+    }
+
+    /// Counts: nothing to warn about, and summary.json says the fold changes stand.
+    @Test func countsHaveMeaningfulFoldChanges() throws {
+        let run = temporaryRun()
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        let plan = try CLI.run(["plan", "de", de.appendingPathComponent("counts_csr_f32.h5ad").path, "--out", run, "--strict"])
+        #expect(plan.status == 0 && !plan.stderr.contains("warning"), "\(plan.stderr)")
+        #expect(try CLI.run(["run", run]).status == 0)
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run + "/summary.json"))) as! [String: Any]
+        #expect(summary["fold_change_meaningful"] as? Bool == true)
+        #expect(summary["warnings"] == nil)
     }
 
     @Test func inputChangedAfterPlanningIsRefused() throws {

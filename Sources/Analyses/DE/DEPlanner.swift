@@ -6,9 +6,15 @@ import Foundation
 /// each unit.
 public struct DEPlanner: AnalysisPlanner {
     public var parameters: DEParameters
+    /// Refuse a matrix with negative values instead of warning that its fold and percent
+    /// changes are not meaningful (`plan de --strict`).
+    public var strict: Bool
     public var analysisName: String { PlannedDE.name }
 
-    public init(parameters: DEParameters) { self.parameters = parameters }
+    public init(parameters: DEParameters, strict: Bool = false) {
+        self.parameters = parameters
+        self.strict = strict
+    }
 
     /// Memory per DE worker when none is asked for: enough to gather the largest shard's cells ×
     /// genes in one pass (a window per thread) rather than re-reading the matrix once per gene
@@ -51,8 +57,17 @@ public struct DEPlanner: AnalysisPlanner {
             if profile.nonFinite > 0 {
                 throw AnalysisError("\(path): \(matrix.info.path) has \(profile.nonFinite) non-finite values (NaN or inf)")
             }
-            if !isLog1p, profile.minimum < 0 {
-                throw AnalysisError("\(path): \(matrix.info.path) has negative values (minimum \(profile.minimum)); fold changes of means need non-negative expression: give counts or normalised data (--layer), or --is-log1p true for log1p data")
+            // Scaled (z-scored) data, as sc.pp.scale leaves X: rank and t tests are valid and pdex
+            // computes everything, so do we; only the fold and percent change (ratios of means, or
+            // of expm1 of means) lose their meaning, which is said rather than refused.
+            var warnings: [String] = []
+            let negativeMinimum: Double? = profile.minimum < 0 ? profile.minimum : nil
+            if let minimum = negativeMinimum {
+                let what = "\(path): \(matrix.info.path) has negative values (minimum \(minimum)), e.g. scaled (z-scored) data"
+                if strict {
+                    throw AnalysisError("\(what); --strict refuses it: give counts or normalised data (--layer)")
+                }
+                warnings.append("\(what): the tests are computed as pdex does, but fold_change and percent_change are not meaningful for negative data (use counts or normalised data, e.g. --layer, for them; --strict refuses such data)")
             }
             let info = matrix.info
             let csr = info.format == .csr
@@ -115,15 +130,17 @@ public struct DEPlanner: AnalysisPlanner {
                 Int(min(gathered(range), memoryGB * 1e9 / 2) + outputs(range) + memoryGB * 1e9 / 8)
             }
             let analysis = PlannedDE(parameters: parameters, isLog1p: isLog1p, targets: design.targets,
-                                     referenceName: design.referenceName, genes: genes)
+                                     referenceName: design.referenceName, genes: genes, negativeMinimum: negativeMinimum)
             let model = String(format: "read %.1fM stored values/s (measured on this file), %.1f µs per test + %.0f ns per compared stored value", readRate / 1e6, CostModel.deSecondsPerTest * 1e6, CostModel.deSecondsPerComparedValue * 1e9) + (correction?.text ?? "")
             let spread = design.referenceRows == nil || !csr ? "" : String(format: " (reference cells touch %.0f%% of the file's row blocks)", referenceCoverage * 100)
             let description = "DE (\(parameters.metric.rawValue), reference \(design.referenceName)) on \(path): \(file.nObs) cells × \(file.nVars) genes, \(matrixName) \(info.format.rawValue) \(info.dtype.rawValue), \(info.nnz) stored values; \(design.targets.count) targets\(spread); log1p \(isLog1p)"
-            return AnalysisLayout(analysis: analysis, matrices: [matrixName], nObs: file.nObs, nVars: file.nVars, axis: axis,
-                                  readPath: readPath, ranges: ranges, unitCosts: unitCosts, fixedCost: fixedCost,
-                                  memoryBytes: memory, memoryGB: memoryGB, description: description, model: model) { staging in
+            var layout = AnalysisLayout(analysis: analysis, matrices: [matrixName], nObs: file.nObs, nVars: file.nVars, axis: axis,
+                                        readPath: readPath, ranges: ranges, unitCosts: unitCosts, fixedCost: fixedCost,
+                                        memoryBytes: memory, memoryGB: memoryGB, description: description, model: model) { staging in
                 if readPath == .stagedColumns { try staging.stageGeneMajorCopy(of: matrix) }
             }
+            layout.warnings = warnings
+            return layout
         } catch let error as AnnDataError {
             throw AnalysisError(error)
         }

@@ -19,10 +19,13 @@ public struct PlannedDE: ShardedAnalysis {
     public var referenceName: String
     /// Gene names in var order.
     public var genes: [String]
+    /// The matrix's minimum when it is negative (e.g. z-scored data): the tests stand, but fold
+    /// and percent change are not meaningful, which summary.json repeats. Nil otherwise.
+    public var negativeMinimum: Double?
 
     enum CodingKeys: String, CodingKey {
         case parameters, targets, genes
-        case isLog1p = "is_log1p", referenceName = "reference_name"
+        case isLog1p = "is_log1p", referenceName = "reference_name", negativeMinimum = "negative_minimum"
     }
 
     public func units(along axis: ShardAxis) -> [String] {
@@ -143,7 +146,12 @@ public struct PlannedDE: ShardedAnalysis {
                 ready = next.withLock { $0 }
             }
         }
-        return TableSummary(rows: order.count, fdrColumn: "fdr", fdr: fdr)
+        var summary = TableSummary(rows: order.count, fdrColumn: "fdr", fdr: fdr)
+        summary.foldChangeMeaningful = negativeMinimum == nil
+        if let minimum = negativeMinimum {
+            summary.warnings = ["\(parameters.layer ?? "X") has negative values (minimum \(minimum)), e.g. scaled (z-scored) data: fold_change and percent_change are not meaningful for negative data; p_value, statistic and fdr are computed as pdex does"]
+        }
+        return summary
     }
 }
 

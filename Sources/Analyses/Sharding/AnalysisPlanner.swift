@@ -118,6 +118,8 @@ public struct AnalysisLayout {
     public var stage: (any StagingArea) throws -> Void
     /// A run this one needs reduced before its shards start (GSEA's DiD over every gene).
     public var prerequisite: Prerequisite?
+    /// What the user should know about the results before running (printed on stderr).
+    public var warnings: [String] = []
 
     public init(analysis: any ShardedAnalysis, identity: InputIdentity = .h5ad, matrices: [String], nObs: Int, nVars: Int,
                 axis: ShardAxis, readPath: ReadPath, ranges: [Range<Int>], unitCosts: [Double], fixedCost: Double,

@@ -135,6 +135,11 @@ public struct TableSummary: Sendable {
     public var fdrColumn: String
     public var discoveriesAt005: Int
     public var discoveriesAt01: Int
+    /// DE: false when the matrix had negative values (scaled data), so fold and percent change
+    /// mean nothing; nil for other analyses.
+    public var foldChangeMeaningful: Bool?
+    /// What a reader of the results should know (nil when nothing).
+    public var warnings: [String]?
 
     public init(rows: Int, fdrColumn: String, fdr: [Double]) {
         self.rows = rows

@@ -380,6 +380,12 @@ def main():
         "float32 CSR log1p(counts/total*1e4) in X; layers/counts = float32 CSR counts of counts_csr_f32",
         dict(X=sp.csr_matrix(Xl), obs=obs, var=var,
              layers={"counts": sp.csr_matrix(Xc.astype(np.float32))}))
+    # z-scored log1p data, as sc.pp.scale(max_value=10) leaves X: every gene centred (so about
+    # half the values are negative) and divided by its SD (ddof 1; 1 where the SD is 0).
+    sd = Xl.astype(np.float64).std(axis=0, ddof=1)
+    Xz = np.clip((Xl.astype(np.float64) - Xl.astype(np.float64).mean(axis=0)) / np.where(sd > 0, sd, 1.0), None, 10.0)
+    files["scaled_dense_f64.h5ad"] = ("float64 dense z-scored log1p_csr_f32 X (sc.pp.scale-like, max 10): "
+                                      "negative values", dict(X=Xz, obs=obs, var=var))
     Xg, obsg, varg = make_guide()
     files["guide_dense_f32.h5ad"] = ("float32 dense log1p data; obs 'guide' with reference 'control'",
                                      dict(X=Xg, obs=obsg, var=varg))
@@ -436,6 +442,14 @@ def main():
          "groups=['TP53','STAT1','NOT_A_GROUP','CEBPA']: absent name silently ignored; rows keep "
          "first-appearance order, not the groups order.",
          groups=["TP53", "STAT1", "NOT_A_GROUP", "CEBPA"])
+    Z = "scaled_dense_f64.h5ad"
+    scaled_note = ("z-scored data with negative values: pdex computes the tests and the (meaningless) "
+                   "fold and percent changes of ")
+    case("scaled_wilcoxon", Z, "float64 dense", scaled_note + "expm1(mean) (auto is_log1p True: positive "
+         "fractions).")
+    case("scaled_ttest", Z, "float64 dense", scaled_note + "expm1(mean) (auto is_log1p True).", metric="t-test")
+    case("scaled_wilcoxon_linear", Z, "float64 dense", scaled_note + "plain means (is_log1p=False): "
+         "negative means, negative ratios.", is_log1p=False)
     G = "guide_dense_f32.h5ad"
     gkw = dict(groupby_key="guide", reference="control")
     guide_note = ("groupby 'guide', reference 'control', cells interleaved, first appearance "

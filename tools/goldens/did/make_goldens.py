@@ -220,6 +220,40 @@ def make_edge() -> ad.AnnData:
     return ad.AnnData(X=np.vstack(X), obs=obs, var=pd.DataFrame(index=genes))
 
 
+def make_zero_control() -> ad.AnnData:
+    """12 paired participants (6 Treated / 6 Control), 5 cells per participant-visit, 3 genes.
+
+    z0, z1: every control participant's cells are mostly 0 at both visits, so with agg='median'
+    the control arm's median is exactly 0 for everyone at V1 and V2: beta_time is 0 and its
+    cluster-robust standard error is 0 (treated rows have no influence on it), so statsmodels
+    gives p_time = 0/0 = NaN. Treated participants vary (z0 rises at V2, z1 does not).
+    ok: an ordinary gene (every p finite), the control for the case.
+    zall: 0 everywhere; unstandardized, every coefficient and standard error is exactly 0.
+    """
+    rng = np.random.default_rng(5150)
+    rows, X = [], []
+    for i in range(1, 13):
+        p = f"Z{i:02d}"
+        arm = "Treated" if i % 2 == 1 else "Control"
+        for v in VISITS:
+            post = v == "V2"
+            for k in range(5):
+                if arm == "Control":
+                    zero = [0.0, 0.0, 0.0, float(rng.integers(1, 6)), float(rng.integers(1, 6))][k]
+                    z0 = z1 = zero
+                else:
+                    z0 = float(rng.poisson(3.0 + (2.0 if post else 0.0)))
+                    z1 = float(rng.poisson(4.0))
+                ok = float(rng.poisson(5.0 + (1.0 if post else 0.0) + (1.5 if post and arm == "Treated" else 0.0)))
+                X.append([z0, z1, ok, 0.0])
+                rows.append(dict(participant_id=p, visit=v, arm=arm))
+    obs = pd.DataFrame(rows)
+    obs.index = [f"z{i:04d}" for i in range(len(obs))]
+    for col in ("participant_id", "visit", "arm"):
+        obs[col] = pd.Categorical(obs[col])
+    return ad.AnnData(X=np.array(X, dtype=np.float64), obs=obs, var=pd.DataFrame(index=["z0", "z1", "ok", "zall"]))
+
+
 GMT = [
     ("SHORT", "na", ["g01", "g02", "NOT_A_GENE"]),                      # 2 genes present < 3 -> NaN
     ("UP", "http://example.org/up", ["g00", "g01", "g02", "g03", "g00", "MISSING1"]),
@@ -268,6 +302,7 @@ def main() -> None:
     f32.write_h5ad(out / "did_clean_f32csr.h5ad")
     make_messy().write_h5ad(out / "did_messy.h5ad")
     make_edge().write_h5ad(out / "did_edge.h5ad")
+    make_zero_control().write_h5ad(out / "did_zero_control.h5ad")
     (out / "sets.gmt").write_text("".join(f"{n}\t{d}\t" + "\t".join(g) + "\n" for n, d, g in GMT))
 
     def load(name: str) -> ad.AnnData:
@@ -530,6 +565,29 @@ def main() -> None:
              "did_table_by_celltype over FB, NK: the ZeroDivisionError of NK is not caught by "
              "did_table_by_celltype (only ValueError/LinAlgError/KeyError are) -> the whole call raises.",
              by_celltype=True)
+
+    # ---- a coefficient fitted exactly: its standard error is 0, statsmodels' p is 0/0 ----
+    Z = "did_zero_control.h5ad"
+    # Cells where our tool deliberately differs from the golden (the Swift test checks them as such).
+    ROUNDOFF_SE = [{"feature": f, "column": "p_time", "ours": "nan",
+                    "why": "standard error of beta_time is roundoff: statsmodels prints a p-value from noise, "
+                           "we give NaN with a reason"} for f in ("z0", "z1")]
+    did_case("zero_control_median", Z, ALL + ["--agg", "median"], "float64",
+             "agg='median': the control arm's median is 0 at both visits for every participant (z0, z1), "
+             "so beta_time = 0 with a cluster-robust standard error of 0 -> statsmodels p_time NaN; "
+             "gene ok is ordinary. Measured: statsmodels' standard error of beta_time is roundoff, not 0, so it "
+             "prints beta_time ~ -3e-15 and a p_time from noise (~0.14-0.16; z1's beta_DiD too gives p_DiD 1.0 "
+             "from 4e-15/0.37). Our tool gives p_time NaN with a reason (standard error 0 up to roundoff).",
+             agg="median")
+    cases[-1]["deliberate"] = ROUNDOFF_SE
+    did_case("zero_control_median_nostd", Z, ALL + ["--agg", "median", "--no-standardize"], "float64",
+             "As zero_control_median, unstandardized. zall is 0 everywhere: beta and its standard error are "
+             "exactly 0, so statsmodels' z is 0/0 -> p NaN (p_DiD NaN triggers the nonrobust refit, also "
+             "0/0). For z0/z1 the standard error of beta_time is roundoff (~1e-15) and statsmodels prints "
+             "a p-value from it; our tool gives NaN there too (a standard error below 1e-10 of the "
+             "outcome's scale counts as 0), with a reason.",
+             agg="median", standardize=False)
+    cases[-1]["deliberate"] = ROUNDOFF_SE
 
     import patsy
     import scipy
