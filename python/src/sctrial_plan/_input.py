@@ -17,7 +17,11 @@ from typing import Iterable, Iterator
 import numpy as np
 import pandas as pd
 
-__all__ = ["input_path", "obs_frame", "matrix_dtype"]
+from ._runner import SctrialPlanError
+
+__all__ = ["input_path", "obs_frame", "matrix_dtype", "IN_MEMORY"]
+
+IN_MEMORY = "in-memory AnnData"
 
 
 def _is_anndata(value) -> bool:
@@ -56,7 +60,14 @@ def input_path(adata, obs_columns: Iterable[str], matrices: Iterable[str | None]
     try:
         path = os.path.join(folder, "input.h5ad")
         _write_minimal(adata, path, obs_columns, matrices)
-        yield path
+        try:
+            yield path
+        except SctrialPlanError as error:
+            # The temporary file means nothing to the caller: name their object instead. (It holds
+            # only the obs columns the call reads, so a "columns:" list in a message is that subset.)
+            error.message = error.message.replace(path, IN_MEMORY)
+            error.args = (error.message,)
+            raise
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -51,19 +51,27 @@ def read_did(path: Path) -> pd.DataFrame:
     return frame
 
 
-# pdex 0.1.28 computes these in the matrix's dtype (float32 for a float32 matrix: its standard
-# path never upcasts); percent_change and fold_change mix Python floats in and are float64.
-PDEX_MATRIX_DTYPE_COLUMNS = ("target_mean", "reference_mean", "p_value", "statistic", "fdr")
-
-
-def read_de(path: Path, matrix_dtype: np.dtype) -> pd.DataFrame:
+def read_de(path: Path, matrix_dtype: np.dtype, metric: str) -> pd.DataFrame:
+    """pdex 0.1.28's frame. Its standard path keeps a float32 matrix's arithmetic in float32 and
+    pandas infers each column's dtype from the values pdex put in it, so for a float32 matrix:
+    the means are float32; p_value, statistic and fdr too, except for anderson (scipy computes
+    it in float64); fold_change is float32 unless some row took one of pdex's Python constants
+    (a zero mean: 1, clip, 1/clip, 0, NaN), percent_change unless some reference mean is zero
+    (Python NaN) -- a mix of float32 and Python floats makes float64. A float64 (or integer)
+    matrix gives float64 everywhere. Our engine computes in float64; values are rounded once."""
     frame = _read(Path(path), _DE_TEXT)
-    narrow = np.dtype(np.float32) if np.dtype(matrix_dtype) == np.float32 else np.dtype(np.float64)
     for column in frame.columns:
-        if column in _DE_TEXT:
-            frame[column] = frame[column].astype(object)
-        elif column in PDEX_MATRIX_DTYPE_COLUMNS:
-            frame[column] = frame[column].astype(np.float64).astype(narrow)
-        else:
-            frame[column] = frame[column].astype(np.float64)
+        frame[column] = frame[column].astype(object) if column in _DE_TEXT else frame[column].astype(np.float64)
+    if np.dtype(matrix_dtype) != np.float32:
+        return frame
+    narrow = ["target_mean", "reference_mean"]
+    if metric != "anderson":
+        narrow += ["p_value", "statistic", "fdr"]
+    t, r = frame["target_mean"], frame["reference_mean"]
+    if not ((t == 0) | (r == 0)).any():
+        narrow.append("fold_change")
+    if not (r == 0).any():
+        narrow.append("percent_change")
+    for column in narrow:
+        frame[column] = frame[column].astype(np.float32)
     return frame

@@ -39,7 +39,8 @@ def _de_flags(groupby_key: str, reference: str, metric: str, tie_correct: bool, 
     return flags
 
 
-def _run_de(adata, flags_for, groupby_key: str, layer: str | None, groups, execution: Execution, label: str):
+def _run_de(adata, flags_for, groupby_key: str, layer: str | None, groups, metric: str, execution: Execution,
+            label: str):
     scratch = tempfile.mkdtemp(prefix="sctrial-plan-de-", dir=execution.scratch_parent())
     try:
         groups_file = None
@@ -52,7 +53,7 @@ def _run_de(adata, flags_for, groupby_key: str, layer: str | None, groups, execu
         dtype = matrix_dtype(adata, layer)
         with input_path(adata, [groupby_key], [layer], execution.scratch_parent()) as path:
             return execute(["de"], path, flags_for(groups_file), execution,
-                           lambda results: read_de(results, dtype), label)
+                           lambda results: read_de(results, dtype, metric), label)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -97,7 +98,7 @@ def parallel_differential_expression(adata, groups: list[str] | None = None, ref
         return _de_flags(groupby_key, reference, metric, tie_correct, is_log1p, exp_post_agg, clip_value, layer,
                          groups_file)
 
-    frame = _run_de(adata, flags, groupby_key, layer, groups, execution, "parallel_differential_expression")
+    frame = _run_de(adata, flags, groupby_key, layer, groups, metric, execution, "parallel_differential_expression")
     if as_polars:
         import polars as pl
 
@@ -219,7 +220,7 @@ def pdex(adata, groupby: str, mode: str = "ref", threads: int = 0, is_log1p: boo
         return _de_flags(groupby, "rest" if mode == "all" else reference, "wilcoxon", True, is_log1p,
                          bool(geometric_mean), None, layer, groups_file)
 
-    ours = _run_de(adata, flags, groupby, layer, None, execution, "pdex")
+    ours = _run_de(adata, flags, groupby, layer, None, "wilcoxon", execution, "pdex")
     ours = ours[ours["target"].isin(set(compared))]
     position = {g: i for i, g in enumerate(groups)}
     ours = ours.assign(_order=ours["target"].map(position)).sort_values("_order", kind="stable")
