@@ -224,11 +224,15 @@ def pdex(adata, groupby: str, mode: str = "ref", threads: int = 0, is_log1p: boo
     ours = ours[ours["target"].isin(set(compared))]
     position = {g: i for i, g in enumerate(groups)}
     ours = ours.assign(_order=ours["target"].map(position)).sort_values("_order", kind="stable")
-    t = ours["target_mean"].to_numpy(np.float64)
-    r = ours["reference_mean"].to_numpy(np.float64)
+    # pdex 0.3.0 keeps a float32 matrix's means in float32 (and derives the changes from them in
+    # float64): report ours rounded so, and derive from what is reported.
+    mean_dtype = np.float32 if matrix_dtype(adata, layer) == np.float32 else np.float64
+    t = ours["target_mean"].to_numpy(np.float64).astype(mean_dtype)
+    r = ours["reference_mean"].to_numpy(np.float64).astype(mean_dtype)
+    t64, r64 = t.astype(np.float64), r.astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        lfc = np.log2((t + epsilon) / (r + epsilon))
-        pc = (t - r) / (r + epsilon)
+        lfc = np.log2((t64 + epsilon) / (r64 + epsilon))
+        pc = (t64 - r64) / (r64 + epsilon)
     lfc[np.isnan(lfc)] = 0.0
     pc[np.isnan(pc)] = 0.0
     p = np.clip(ours["p_value"].to_numpy(np.float64), 0, 1)

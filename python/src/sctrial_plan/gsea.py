@@ -40,6 +40,9 @@ def _read_gsea(path: Path) -> pd.DataFrame:
         frame[column] = frame[column].astype(np.float64)
     for column in _TEXT + ("Tag %", "Gene %"):
         frame[column] = frame[column].astype(object)
+    if "Name" not in frame.columns:
+        # gseapy's res2d (what sctrial returns) starts with the run's name, "prerank".
+        frame.insert(0, "Name", pd.Series(["prerank"] * len(frame), dtype=object))
     return frame
 
 
