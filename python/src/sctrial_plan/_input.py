@@ -136,3 +136,19 @@ def first_rows(adata, layer: str | None, n: int):
         element = anndata.io.sparse_dataset(f[name]) if not hasattr(f[name], "dtype") else f[name]
         rows = min(n, element.shape[0])
         return element[:rows]
+
+
+def is_every_gene(adata, features) -> bool:
+    """True when `features` is var_names in order and none of them is also an obs column (which
+    would take precedence over the gene). The tool then reads "every gene" instead of resolving a
+    named list, which costs it ~0.1 s more per 500 names at planning."""
+    if _is_anndata(adata):
+        names, obs_columns = adata.var_names, set(adata.obs.columns)
+    else:
+        import anndata
+
+        with _h5(adata) as f:
+            names = anndata.io.read_elem(f["var"]).index
+            order = f["obs"].attrs.get("column-order")
+            obs_columns = set(order if order is not None else f["obs"].keys())
+    return len(names) == len(features) and list(names) == list(features) and not obs_columns.intersection(features)

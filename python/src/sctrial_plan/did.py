@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ._input import input_path
+from ._input import input_path, is_every_gene
 from ._results import read_did
 from ._runner import Execution, execute
 
@@ -228,7 +228,7 @@ def _did(adata, features, design, visits, *, by_celltype: bool, celltypes, exclu
         "celltype": str(celltype) if (celltype is not None and celltype_col is not None and not by_celltype) else None,
         "by_celltype": True if by_celltype else None,
         "celltypes": [str(c) for c in celltypes] if (by_celltype and celltypes is not None) else None,
-        "features": features,
+        "features": "all" if (not sets and is_every_gene(adata, features)) else features,
         "layer": layer,
         "aggregate": aggregate,
         "agg": agg,
