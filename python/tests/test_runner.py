@@ -4,7 +4,6 @@ executable is found through SCTRIAL_PLAN_BIN, settings.bin_dir, then PATH."""
 from __future__ import annotations
 
 import io
-import os
 import stat
 import sys
 from pathlib import Path

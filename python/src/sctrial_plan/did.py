@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -252,8 +253,6 @@ def _did(adata, features, design, visits, *, by_celltype: bool, celltypes, exclu
         with input_path(adata, [c for c in obs_needed if c], [layer], execution.scratch_parent()) as path:
             return execute(["did"], path, ["--config", config], execution, read_did, label)
     finally:
-        import shutil
-
         shutil.rmtree(scratch, ignore_errors=True)
 
 
