@@ -4,6 +4,7 @@ executable is found through SCTRIAL_PLAN_BIN, settings.bin_dir, then PATH."""
 from __future__ import annotations
 
 import io
+import os
 import stat
 import sys
 from pathlib import Path
@@ -190,3 +191,29 @@ def test_executable_lookup_order(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
     with pytest.raises(FileNotFoundError, match="SCTRIAL_PLAN_BIN"):
         _runner.find_executable()
+
+
+def test_interrupt_stops_the_tool(tmp_path, monkeypatch):
+    """A KeyboardInterrupt while the tool runs terminates it instead of leaving it running."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    pid_file = tmp_path / "pid"
+    tool = bin_dir / "sctrial-plan"
+    tool.write_text(f"""#!{sys.executable}
+import os, sys, time
+open({str(pid_file)!r}, "w").write(str(os.getpid()))
+print("sctrial-plan: running 1 of 1 shards", file=sys.stderr, flush=True)
+time.sleep(60)
+""")
+    tool.chmod(0o755)
+    monkeypatch.setenv("SCTRIAL_PLAN_BIN", str(bin_dir))
+
+    class Interrupting(_runner.Progress):
+        def line(self, text):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _runner.run_command(["run", "x"], Interrupting(True, "x", notebook=False))
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

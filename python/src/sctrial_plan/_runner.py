@@ -143,13 +143,25 @@ def run_command(arguments: Sequence[str], progress: Progress | None = None) -> s
     # stdout is small (the plan's summary) and read after stderr is drained, so no deadlock:
     # the tool writes it at the end, well within the pipe buffer.
     assert process.stderr is not None and process.stdout is not None
-    for raw in process.stderr:
-        text = raw.rstrip("\n")
-        lines.append(text)
-        if progress is not None and not _ERROR.match(text):
-            progress.line(text)
-    stdout = process.stdout.read()
-    code = process.wait()
+    try:
+        for raw in process.stderr:
+            text = raw.rstrip("\n")
+            lines.append(text)
+            if progress is not None and not _ERROR.match(text):
+                progress.line(text)
+        stdout = process.stdout.read()
+        code = process.wait()
+    except BaseException:
+        # Interrupted (a notebook's stop button is a KeyboardInterrupt here): SIGTERM makes `run`
+        # stop its workers and leave a resumable run; Slurm jobs of `submit` keep running
+        # (`sctrial-plan cancel RUN` stops them).
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        raise
     if code != 0:
         raise SctrialPlanError(_one_line(lines, code), code, command, "\n".join(lines))
     return stdout
