@@ -110,6 +110,7 @@ final class CSVReader {
     /// The row at `position`, or nil when the data stops before its line end (unless `final`).
     private func parseRow(final: Bool = false) -> Int? {
         spans.removeAll(keepingCapacity: true)
+        let buffer = self.buffer
         var i = position
         let end = filled
         let quote = UInt8(ascii: "\""), comma = UInt8(ascii: ","), newline = UInt8(ascii: "\n"), ret = UInt8(ascii: "\r")

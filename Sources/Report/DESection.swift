@@ -116,7 +116,7 @@ final class DESection: ReportSection {
         }
         volcanoes += "</div><p class=\"note\">\(options.targets == nil ? "The \(chosen.count) targets with most discoveries (choose with --targets)" : "Targets from --targets"). Grey: density of the target's genes (darker = more); points: the most significant (up to \(Self.targetHighlights)) with fdr &lt; \(options.alpha), red up, blue down, hover for the gene; triangles: beyond the axes (fold change 0 gives −∞).</p>"
         blocks.append(PageBlock(id: "volcanoes", heading: "Volcano per target", html: volcanoes))
-        blocks.append(PageBlock(id: "pvalues", heading: "p-values", html: pValueFigures(pValues, id: "de-p", what: "p_value")))
+        blocks.append(PageBlock(id: "pvalues", heading: "p-values", html: "<div class=\"figures\">" + pValueFigures(pValues, id: "de-p", what: "p_value") + "</div>" + pValueNote(pValues)))
         blocks.append(PageBlock(id: "top", heading: "Top \(top.count) rows by p_value",
                                 html: Plots.table(columns: shown.map(\.name), rows: top.sorted.map(\.fields),
                                                   numeric: Set(shown.map(\.name)).subtracting(["target", "feature"]), id: "top-table")))

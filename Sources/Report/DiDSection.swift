@@ -96,8 +96,8 @@ final class DiDSection: ReportSection {
         var blocks: [PageBlock] = []
         let volcanoNote = "<p class=\"note\">Grey: density of all \(grouped(volcano.total)) rows with a p-value (darker = more). Points: the \(volcano.highlights.count) most significant of the \(grouped(volcano.significant)) rows with \(fdrName) &lt; \(options.alpha) (red β &gt; 0, blue β &lt; 0; hover for the feature); the dashed line is the largest p-value among them. Triangles: beyond the axes\(volcano.offScale > 0 ? " (\(volcano.offScale) rows with β or −log10 p infinite)" : "").</p>"
         blocks.append(PageBlock(id: "did", heading: "Difference in differences",
-                                html: "<div class=\"figures\">" + Plots.volcano(volcano, id: "did-volcano", title: "Volcano: beta_DiD", xLabel: "beta_DiD") + "</div>"
-                                    + volcanoNote + pValueFigures(pValues, id: "did-p", what: "p_DiD")))
+                                html: "<div class=\"figures\">" + Plots.volcano(volcano, id: "did-volcano", title: "Volcano: beta_DiD", xLabel: "beta_DiD")
+                                    + pValueFigures(pValues, id: "did-p", what: "p_DiD") + "</div>" + volcanoNote + pValueNote(pValues)))
         blocks.append(PageBlock(id: "top", heading: "Top \(top.count) rows by p_DiD",
                                 html: Plots.table(columns: shown.map(\.name), rows: top.sorted.map(\.fields),
                                                   numeric: Set(shown.map(\.name)).subtracting(["feature", "celltype"]), id: "top-table")))

@@ -12,6 +12,7 @@ struct PValues {
     init(bins: Int = 40) { histogram = Array(repeating: 0, count: bins) }
 
     mutating func add(_ p: Double) {
+        isSorted = false
         guard p >= 0, p <= 1 else { missing += 1; return }
         values.append(p)
         histogram[min(histogram.count - 1, Int(p * Double(histogram.count)))] += 1
@@ -19,12 +20,18 @@ struct PValues {
 
     /// Sorts the values (ascending); `lambda` and `quantiles` need it. A full sort rather than a
     /// selection: the QQ plot needs many order statistics, the smallest ones densely.
-    mutating func finish() { values.sort() }
+    mutating func finish() {
+        values.sort()
+        isSorted = true
+    }
+
+    private(set) var isSorted = false
 
     /// The genomic inflation factor λ = median(χ²₁ quantile of 1 − p) / 0.4549364, computed on
     /// the sorted values: χ²₁ of p decreases with p, so its median is that of the middle
     /// p-value(s); with an even count the two middle χ² values are averaged (numpy's median).
     var lambda: Double {
+        precondition(isSorted, "PValues.finish() first")
         let n = values.count
         guard n > 0 else { return .nan }
         let median = n % 2 == 1 ? ChiSquare1.inverseSurvival(values[n / 2])
@@ -35,6 +42,7 @@ struct PValues {
     /// QQ points (expected, observed) in −log10 units: every one of the 200 smallest p-values
     /// (where departures show), then ranks spaced evenly in log scale up to the largest.
     func quantiles(points: Int = 400) -> [(expected: Double, observed: Double)] {
+        precondition(isSorted, "PValues.finish() first")
         let n = values.count
         guard n > 0 else { return [] }
         var ranks = Array(0..<min(n, 200))

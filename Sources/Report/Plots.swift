@@ -107,7 +107,7 @@ enum Plots {
             let y = 32 + Double(k) * rowHeight
             let length = (width - left - right) * Double(item.value) / most
             out += "<text class=\"tick\" x=\"\(px(left - 6))\" y=\"\(px(y + 11))\" text-anchor=\"end\">\(escaped(item.label))</text>"
-            out += "<rect class=\"bar\" x=\"\(px(left))\" y=\"\(px(y + 2))\" width=\"\(px(max(0.5, length)))\" height=\"\(px(rowHeight - 4))\"/>"
+            out += "<rect class=\"bar\" x=\"\(px(left))\" y=\"\(px(y + 2))\" width=\"\(px(max(0.5, length)))\" height=\"\(px(rowHeight - 4))\"><title>\(escaped(item.label)): \(item.value)</title></rect>"
             out += "<text class=\"tick\" x=\"\(px(left + length + 4))\" y=\"\(px(y + 11))\">\(item.value)</text>"
         }
         out += "<text class=\"label\" x=\"\(px((left + width - right) / 2))\" y=\"\(px(height - 8))\" text-anchor=\"middle\">\(escaped(valueLabel))</text></svg>"

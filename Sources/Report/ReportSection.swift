@@ -70,9 +70,12 @@ struct TopRow {
 
 /// The p-value figures every analysis shows: the histogram and the QQ plot with λ.
 func pValueFigures(_ p: PValues, id: String, what: String) -> String {
-    "<div class=\"figures\">" + Plots.histogram(p, id: "\(id)-hist", title: "\(what) histogram")
-        + Plots.qq(p, id: "\(id)-qq", title: "\(what) QQ") + "</div>"
-        + "<p class=\"note\">λ = median(χ²₁ quantile of 1 − p) / 0.4549364 over all \(p.values.count) p-values\(p.missing > 0 ? " (\(p.missing) rows without a p-value left out)" : ""); the median is exact (all p-values sorted). The dashed line in the histogram is a uniform distribution's count per bin.</p>"
+    Plots.histogram(p, id: "\(id)-hist", title: "\(what) histogram") + Plots.qq(p, id: "\(id)-qq", title: "\(what) QQ")
+}
+
+/// How λ was computed (its exact value in `data-lambda`).
+func pValueNote(_ p: PValues) -> String {
+    "<p class=\"note\" data-lambda=\"\(p.lambda)\">λ = median(χ²₁ quantile of 1 − p) / 0.4549364 over all \(p.values.count) p-values\(p.missing > 0 ? " (\(p.missing) rows without a p-value left out)" : ""); the median is exact (all p-values sorted). The dashed line in the histogram is a uniform distribution's count per bin.</p>"
 }
 
 func grouped(_ value: Int) -> String {

@@ -87,7 +87,7 @@ struct Chart {
     mutating func add(_ mark: String) { marks += mark }
 
     /// The chart as an `<svg>` element: title, grid, ticks, axis labels, then the marks.
-    func svg(title: String, xLabel: String, yLabel: String, xTicks: [Double]? = nil) -> String {
+    func svg(title: String, xLabel: String, yLabel: String, xTicks: [Double]? = nil, yTicks: [Double]? = nil) -> String {
         let (left, right) = (x.pixels.lowerBound, x.pixels.upperBound)
         let (top, bottom) = (y.pixels.lowerBound, y.pixels.upperBound)
         var out = "<svg class=\"chart\" viewBox=\"0 0 \(px(width)) \(px(height))\" width=\"\(px(width))\" height=\"\(px(height))\" role=\"img\" aria-label=\"\(escaped(title))\">"
@@ -98,7 +98,7 @@ struct Chart {
             out += "<line class=\"grid\" x1=\"\(px(at))\" y1=\"\(px(top))\" x2=\"\(px(at))\" y2=\"\(px(bottom))\"/>"
             out += "<text class=\"tick\" x=\"\(px(at))\" y=\"\(px(bottom + 15))\" text-anchor=\"middle\">\(escaped(short(tick)))</text>"
         }
-        for tick in y.ticks() {
+        for tick in yTicks ?? y.ticks() {
             let at = y(tick)
             out += "<line class=\"grid\" x1=\"\(px(left))\" y1=\"\(px(at))\" x2=\"\(px(right))\" y2=\"\(px(at))\"/>"
             out += "<text class=\"tick\" x=\"\(px(left - 6))\" y=\"\(px(at + 4))\" text-anchor=\"end\">\(escaped(short(tick)))</text>"

@@ -72,7 +72,10 @@ enum ShardTimeline {
             let x0 = chart.x(shard.start - t0), x1 = chart.x(shard.end - t0)
             chart.add("<rect class=\"shard\" x=\"\(px(x0))\" y=\"\(px(chart.y(Double(lane + 1)) + laneHeight * 0.1))\" width=\"\(px(max(1, x1 - x0)))\" height=\"\(px(max(1, laneHeight * 0.8)))\">\(tip(shard))</rect>")
         }
-        return chart.svg(title: "Timeline (\(shards.count) shards)", xLabel: "seconds since the first shard started", yLabel: "shards running at once")
+        // Whole lanes only; at most about 8 labels.
+        let step = max(1, laneEnds.count / 8)
+        return chart.svg(title: "Timeline (\(shards.count) shards)", xLabel: "seconds since the first shard started", yLabel: "shards running at once",
+                         yTicks: stride(from: 0, through: laneEnds.count, by: step).map(Double.init))
     }
 
     static func scatter(_ shards: [Shard], id: String, title: String, xLabel: String, yLabel: String,
