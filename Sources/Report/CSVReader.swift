@@ -108,17 +108,27 @@ final class CSVReader {
     }
 
     /// The row at `position`, or nil when the data stops before its line end (unless `final`).
+    /// Works on a local copy of the spans (moved out and back, not copied): appending to the
+    /// stored array would check exclusive access on every field.
     private func parseRow(final: Bool = false) -> Int? {
+        var spans: [Span] = []
+        swap(&spans, &self.spans)
+        defer { swap(&spans, &self.spans) }
         spans.removeAll(keepingCapacity: true)
         let buffer = self.buffer
-        var i = position
+        let start = position
+        var i = start
         let end = filled
         let quote = UInt8(ascii: "\""), comma = UInt8(ascii: ","), newline = UInt8(ascii: "\n"), ret = UInt8(ascii: "\r")
         while true {
             if i < end && buffer[i] == quote {
                 var j = i + 1
                 while true {
-                    guard j < end else { return final ? finish(i + 1, end, quoted: true, next: end) : nil }
+                    guard j < end else {
+                        guard final else { return nil }
+                        spans.append(Span(start: i + 1, end: end, quoted: true))
+                        return end - start
+                    }
                     if buffer[j] == quote {
                         if j + 1 < end && buffer[j + 1] == quote { j += 2; continue }
                         if j + 1 == end && !final { return nil }
@@ -138,18 +148,13 @@ final class CSVReader {
                 i = j
             }
             // After a field: a comma (next field), a line end (row done) or the end of the data.
-            if i >= end { return final ? end - position : nil }
+            if i >= end { return final ? end - start : nil }
             if buffer[i] == comma { i += 1; continue }
             if buffer[i] == ret, i + 1 < end, buffer[i + 1] == newline { i += 1 }
-            if buffer[i] == newline || buffer[i] == ret { return i + 1 - position }
+            if buffer[i] == newline || buffer[i] == ret { return i + 1 - start }
             // Bytes after a closing quote: keep them in the field, as lenient readers do.
             i += 1
         }
-    }
-
-    private func finish(_ start: Int, _ end: Int, quoted: Bool, next: Int) -> Int {
-        spans.append(Span(start: start, end: end, quoted: quoted))
-        return next - position
     }
 
     /// Moves the unread bytes to the front (growing the buffer for a row longer than it) and reads more.

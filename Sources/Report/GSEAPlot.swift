@@ -22,11 +22,6 @@ enum GSEAPlot {
         }
     }
 
-    /// The enrichment score: the running sum's largest deviation from zero, signed.
-    static func enrichmentScore(_ running: [Double]) -> Double {
-        running.max { abs($0) < abs($1) } ?? 0
-    }
-
     /// Three stacked panels sharing the rank axis: the running sum (with ES marked), a tick per
     /// hit, and the ranking metric. Long rankings are drawn as each pixel column's extremes.
     static func render(ranked: [Double], hits: [Int], term: String, es: Double, nes: Double, id: String,
@@ -46,6 +41,7 @@ enum GSEAPlot {
         }
         top.add("<line class=\"zero\" x1=\"\(px(top.x(0)))\" y1=\"\(px(top.y(0)))\" x2=\"\(px(top.x(Double(n))))\" y2=\"\(px(top.y(0)))\"/>")
         top.add("<path class=\"running\" d=\"\(path)\"/>")
+        // The enrichment score is the walk's largest deviation from zero: marked where it is reached.
         if let peak = running.indices.max(by: { abs(running[$0]) < abs(running[$1]) }) {
             top.add("<line class=\"cut\" x1=\"\(px(top.x(Double(peak))))\" y1=\"\(px(top.y(0)))\" x2=\"\(px(top.x(Double(peak))))\" y2=\"\(px(top.y(running[peak])))\"/>")
         }

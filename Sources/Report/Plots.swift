@@ -6,7 +6,7 @@ enum Plots {
     /// points over it (red: effect > 0, blue: < 0) with their names as tooltips, and a dashed line
     /// at the largest significant p-value. Points beyond the axes sit on the edge as triangles.
     static func volcano(_ volcano: Volcano, id: String, title: String, xLabel: String,
-                        width: Double = 460, height: Double = 340, resolution: (Int, Int) = (96, 64)) -> String {
+                        width: Double = 440, height: Double = 330, resolution: (Int, Int) = (96, 64)) -> String {
         let cells = volcano.cells
         let points = volcano.highlights.sorted
         // x: symmetric, covering 99.9% of the density and the drawn points (those at most 4×

@@ -31,6 +31,14 @@ func short(_ value: Double) -> String {
     return String(format: "%.3e", value)
 }
 
+/// A tick label: round thousands and millions as 400k or 1.5M (axis labels must stay short).
+func tickText(_ value: Double) -> String {
+    let magnitude = abs(value)
+    if magnitude >= 1e6 { return short(value / 1e6) + "M" }
+    if magnitude >= 1e4 { return short(value / 1e3) + "k" }
+    return short(value)
+}
+
 /// Coordinates with 1 decimal: enough for a screen, and half the bytes of full precision.
 func px(_ value: Double) -> String { String(format: "%.1f", value) }
 
@@ -76,7 +84,7 @@ struct Chart {
     let id: String
     var marks = ""
 
-    init(id: String, width: Double = 460, height: Double = 340, x: ClosedRange<Double>, y: ClosedRange<Double>) {
+    init(id: String, width: Double = 440, height: Double = 330, x: ClosedRange<Double>, y: ClosedRange<Double>) {
         self.id = id
         self.width = width
         self.height = height
@@ -96,12 +104,12 @@ struct Chart {
         for tick in xTicks ?? x.ticks() {
             let at = x(tick)
             out += "<line class=\"grid\" x1=\"\(px(at))\" y1=\"\(px(top))\" x2=\"\(px(at))\" y2=\"\(px(bottom))\"/>"
-            out += "<text class=\"tick\" x=\"\(px(at))\" y=\"\(px(bottom + 15))\" text-anchor=\"middle\">\(escaped(short(tick)))</text>"
+            out += "<text class=\"tick\" x=\"\(px(at))\" y=\"\(px(bottom + 15))\" text-anchor=\"middle\">\(escaped(tickText(tick)))</text>"
         }
         for tick in yTicks ?? y.ticks() {
             let at = y(tick)
             out += "<line class=\"grid\" x1=\"\(px(left))\" y1=\"\(px(at))\" x2=\"\(px(right))\" y2=\"\(px(at))\"/>"
-            out += "<text class=\"tick\" x=\"\(px(left - 6))\" y=\"\(px(at + 4))\" text-anchor=\"end\">\(escaped(short(tick)))</text>"
+            out += "<text class=\"tick\" x=\"\(px(left - 6))\" y=\"\(px(at + 4))\" text-anchor=\"end\">\(escaped(tickText(tick)))</text>"
         }
         out += "<rect class=\"frame\" x=\"\(px(left))\" y=\"\(px(top))\" width=\"\(px(right - left))\" height=\"\(px(bottom - top))\"/>"
         out += "<text class=\"label\" x=\"\(px((left + right) / 2))\" y=\"\(px(height - 8))\" text-anchor=\"middle\">\(escaped(xLabel))</text>"
