@@ -20,7 +20,6 @@ final class DESection: ReportSection {
     let options: ReportOptions
     let target: Int, feature: Int, foldChange: Int, p: Int, fdr: Int
     let shown: [(name: String, index: Int)]
-    let file: String
     var rows = 0
     var discoveries = 0
     var pValues = PValues()
@@ -29,9 +28,13 @@ final class DESection: ReportSection {
     private var targetIndex: [String: Int] = [:]
     private var lastTarget: (bytes: [UInt8], index: Int)?
 
-    init(header: Header, options: ReportOptions) throws {
+    /// `plannedTargets`: the plan's targets, against which --targets is checked before the pass.
+    init(header: Header, options: ReportOptions, plannedTargets: [String]) throws {
+        let unknown = (options.targets ?? []).filter { !Set(plannedTargets).contains($0) }
+        guard unknown.isEmpty else {
+            throw OrchestrationError("--targets \(unknown.joined(separator: ",")): no such target in this run (its targets are e.g. \(plannedTargets.prefix(3).joined(separator: ", ")))")
+        }
         self.options = options
-        file = header.file
         target = try header.column("target")
         feature = try header.column("feature")
         foldChange = try header.column("fold_change")
@@ -90,16 +93,9 @@ final class DESection: ReportSection {
     func render() throws -> [PageBlock] {
         pValues.finish()
         let ranked = ranked
-        let chosen: [Target]
-        if let names = options.targets {
-            let missing = names.filter { targetIndex[$0] == nil }
-            guard missing.isEmpty else {
-                throw OrchestrationError("\(file): --targets \(missing.joined(separator: ",")): no such target in the table (targets are e.g. \(targets.prefix(3).map(\.name).joined(separator: ", ")))")
-            }
-            chosen = names.map { targets[targetIndex[$0]!] }
-        } else {
-            chosen = Array(ranked.prefix(options.defaultVolcanoTargets))
-        }
+        // Asked targets were checked against the plan; one without rows has nothing to draw.
+        let chosen = options.targets.map { names in names.compactMap { targetIndex[$0].map { targets[$0] } } }
+            ?? Array(ranked.prefix(options.defaultVolcanoTargets))
         var blocks: [PageBlock] = []
         let hit = targets.filter { $0.discoveries > 0 }.count
         let shownBars = Array(ranked.prefix(30))

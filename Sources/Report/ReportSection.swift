@@ -52,10 +52,12 @@ struct Header {
 
 /// The section for each analysis kind: adding a kind adds an entry, not a branch in the report.
 enum ReportSections {
-    typealias Maker = @Sendable (Header, ReportOptions) throws -> any ReportSection
+    /// Made from the header (columns by name), the options and the plan (to check options
+    /// against the plan's units before a long pass).
+    typealias Maker = @Sendable (Header, ReportOptions, Plan) throws -> any ReportSection
     static let byKind: [Plan.Analysis.Kind: Maker] = [
-        .did: { try DiDSection(header: $0, options: $1) },
-        .de: { try DESection(header: $0, options: $1) },
+        .did: { header, options, _ in try DiDSection(header: header, options: options) },
+        .de: { header, options, plan in try DESection(header: header, options: options, plannedTargets: plan.analysis.de?.targets ?? []) },
     ]
 }
 

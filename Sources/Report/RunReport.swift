@@ -32,7 +32,7 @@ public enum RunReport {
         var lastNote = ContinuousClock.now
         try reader.forEachRow { row in
             guard let section else {
-                section = try maker(Header(names: (0..<row.count).map(row.string), file: results.path), options)
+                section = try maker(Header(names: (0..<row.count).map(row.string), file: results.path), options, plan)
                 return
             }
             // A blank line (a trailing one, say) is no row.
