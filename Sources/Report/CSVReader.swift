@@ -1,7 +1,5 @@
-import Dispatch
 import Foundation
 import Orchestration
-import Synchronization
 
 /// Reads a CSV file once, front to back, through a fixed buffer: a 2.3 GB results.csv never sits
 /// in memory. Fields follow RFC 4180 as `CSVText` writes them (quoted only when they hold a comma,
@@ -19,20 +17,12 @@ final class CSVReader {
     struct Row {
         let bytes: UnsafeMutablePointer<UInt8>
         let spans: UnsafeBufferPointer<Span>
-        /// Columns parsed ahead by the reading thread: `slots[column]` indexes `numbers` (−1: not parsed).
-        var slots: UnsafeBufferPointer<Int> = UnsafeBufferPointer(start: nil, count: 0)
-        var numbers: UnsafePointer<Double>? = nil
 
         var count: Int { spans.count }
 
         /// The field as a number: empty is NaN (how pandas writes NaN), otherwise what strtod
         /// reads (`nan`, `inf` included); NaN when it is not a number.
         func double(_ index: Int) -> Double {
-            if index < slots.count, slots[index] >= 0, let numbers { return numbers[slots[index]] }
-            return parse(index)
-        }
-
-        private func parse(_ index: Int) -> Double {
             guard index < spans.count else { return .nan }
             let span = spans[index]
             guard span.end > span.start else { return .nan }
@@ -75,10 +65,8 @@ final class CSVReader {
     private var filled = 0
     private var atEnd = false
     private var spans: [Span] = []
-    /// Bytes of the file handed to the caller so far (for progress).
+    /// Bytes of the file consumed so far (for progress).
     private(set) var consumed = 0
-    /// Bytes split into rows so far (by the reading thread, ahead of `consumed`).
-    private var readThrough = 0
     let size: Int
 
     init(path: String, bufferBytes: Int = 4 << 20) throws {
@@ -96,143 +84,13 @@ final class CSVReader {
         buffer.deallocate()
     }
 
-    /// The first row's fields (nil for an empty file).
-    func header() throws -> [String]? {
-        guard let length = try nextRow() else { return nil }
-        let names = spans.withUnsafeBufferPointer { spans in
-            let row = Row(bytes: buffer, spans: spans)
-            return (0..<row.count).map(row.string)
-        }
-        position += length
-        readThrough += length
-        consumed = readThrough
-        return names
-    }
-
-    /// Rows read into blocks by a second thread, one block ahead of `body`: splitting rows and
-    /// parsing the `numeric` columns (strtod) is most of the work on a big table, and runs
-    /// beside what `body` does with the rows. Rows come in file order; rows may have any number
-    /// of fields. `consumed` advances block by block.
-    func forEachRow(numeric: [Int], _ body: (Row) throws -> Void) throws {
-        let blocks = [Block(), Block()]
-        // Made at 0 and signalled: libdispatch traps when a semaphore is freed below the value
-        // it was made with, as a "free" one is when `body` throws while the reader waits on it.
-        let free = [DispatchSemaphore(value: 0), DispatchSemaphore(value: 0)]
-        free.forEach { $0.signal() }
-        let ready = [DispatchSemaphore(value: 0), DispatchSemaphore(value: 0)]
-        let finished = DispatchSemaphore(value: 0)
-        let stop = Atomic<Bool>(false)
-        nonisolated(unsafe) let reader = self
-        DispatchQueue.global().async {
-            var which = 0
-            while true {
-                free[which].wait()
-                if stop.load(ordering: .acquiring) { break }
-                let block = blocks[which]
-                do { try reader.fill(block, numeric: numeric) } catch { block.error = error; block.last = true }
-                ready[which].signal()
-                if block.last { break }
-                which ^= 1
-            }
-            finished.signal()
-        }
-        // However `body` ends, the reading thread is released and waited for.
-        defer {
-            stop.store(true, ordering: .releasing)
-            free[0].signal()
-            free[1].signal()
-            finished.wait()
-        }
-        var slots = [Int](repeating: -1, count: (numeric.max() ?? -1) + 1)
-        for (slot, column) in numeric.enumerated() { slots[column] = slot }
-        var which = 0
-        while true {
-            ready[which].wait()
-            let block = blocks[which]
-            if let error = block.error { throw error }
-            try block.spans.withUnsafeBufferPointer { spans in
-                try block.numbers.withUnsafeBufferPointer { numbers in
-                    try slots.withUnsafeBufferPointer { slots in
-                        for row in 0..<block.rows {
-                            let first = block.rowStarts[row], end = block.rowStarts[row + 1]
-                            try body(Row(bytes: block.bytes, spans: UnsafeBufferPointer(rebasing: spans[first..<end]),
-                                         slots: slots, numbers: numbers.baseAddress.map { $0 + row * numeric.count }))
-                        }
-                    }
-                }
-            }
-            consumed = block.consumed
-            if block.last { return }
-            free[which].signal()
-            which ^= 1
-        }
-    }
-
-    /// Rows handed from the reading thread to `body`: their bytes (copied out of the read
-    /// buffer, which moves on), spans relative to those bytes, and parsed numbers.
-    final class Block: @unchecked Sendable {
-        static let rowsPerBlock = 16_384
-        private(set) var bytes: UnsafeMutablePointer<UInt8>
-        private var capacity = 4 << 20
-        private var count = 0
-        var spans: [Span] = []
-        /// Row r's spans are `spans[rowStarts[r]..<rowStarts[r + 1]]`.
-        var rowStarts: [Int] = [0]
-        /// `rows` × the numeric columns.
-        var numbers: [Double] = []
-        var rows: Int { rowStarts.count - 1 }
-        /// File bytes read through this block's last row.
-        var consumed = 0
-        var last = false
-        var error: (any Error)?
-
-        init() { bytes = .allocate(capacity: capacity + 1) }
-
-        deinit { bytes.deallocate() }
-
-        func reset() {
-            (count, last, error) = (0, false, nil)
-            spans.removeAll(keepingCapacity: true)
-            rowStarts.removeAll(keepingCapacity: true)
-            rowStarts.append(0)
-            numbers.removeAll(keepingCapacity: true)
-        }
-
-        /// Appends a row: `length` bytes at `source` (with its line end, which ends every field
-        /// for strtod) and its spans, given relative to `source`.
-        func append(_ source: UnsafePointer<UInt8>, length: Int, spans rowSpans: [Span], offset: Int) {
-            if count + length > capacity {
-                capacity = max(2 * capacity, count + length)
-                let grown = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity + 1)
-                grown.update(from: bytes, count: count)
-                bytes.deallocate()
-                bytes = grown
-            }
-            (bytes + count).update(from: source, count: length)
-            for span in rowSpans {
-                spans.append(Span(start: span.start - offset + count, end: span.end - offset + count, quoted: span.quoted))
-            }
-            rowStarts.append(spans.count)
-            count += length
-            // A last row without a line end still ends in a byte strtod stops at.
-            bytes[count] = 0
-        }
-    }
-
-    /// Fills `block` with the next rows and their numeric columns; marks it last at the end of the file.
-    private func fill(_ block: Block, numeric: [Int]) throws {
-        block.reset()
-        while block.rows < Block.rowsPerBlock {
-            guard let length = try nextRow() else { block.last = true; break }
-            spans.withUnsafeBufferPointer { spans in
-                let row = Row(bytes: buffer, spans: spans)
-                for column in numeric { block.numbers.append(row.double(column)) }
-            }
-            block.append(buffer + position, length: length, spans: spans, offset: position)
+    /// Calls `body` with every row, the header first; rows may have any number of fields.
+    func forEachRow(_ body: (Row) throws -> Void) throws {
+        while let length = try nextRow() {
+            try spans.withUnsafeBufferPointer { try body(Row(bytes: buffer, spans: $0)) }
             position += length
-            readThrough += length
+            consumed += length
         }
-        block.consumed = readThrough
     }
 
     /// Splits the row at `position` into `spans`; returns its length including the line end, or

@@ -30,8 +30,7 @@ final class DESection: ReportSection {
 
     /// `plannedTargets`: the plan's targets, against which --targets is checked before the pass.
     init(header: Header, options: ReportOptions, plannedTargets: [String]) throws {
-        let planned = Set(plannedTargets)
-        let unknown = (options.targets ?? []).filter { !planned.contains($0) }
+        let unknown = (options.targets ?? []).filter { !Set(plannedTargets).contains($0) }
         guard unknown.isEmpty else {
             throw OrchestrationError("--targets \(unknown.joined(separator: ",")): no such target in this run (its targets are e.g. \(plannedTargets.prefix(3).joined(separator: ", ")))")
         }
@@ -44,8 +43,6 @@ final class DESection: ReportSection {
         shown = Self.shownColumns.compactMap { name in header.optional(name).map { (name, $0) } }
         top = Smallest(options.top, by: TopRow.before)
     }
-
-    var numericColumns: [Int] { [p, fdr, foldChange] }
 
     func consume(_ row: CSVReader.Row, index: Int) {
         rows += 1

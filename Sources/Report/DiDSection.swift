@@ -46,8 +46,6 @@ final class DiDSection: ReportSection {
         top = Smallest(options.top, by: TopRow.before)
     }
 
-    var numericColumns: [Int] { [beta, p, fdr] + (stratified.map { [$0] } ?? []) }
-
     func consume(_ row: CSVReader.Row, index: Int) {
         rows += 1
         let pValue = row.double(p), effect = row.double(beta)

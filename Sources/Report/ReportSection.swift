@@ -4,8 +4,6 @@ import Orchestration
 /// One analysis kind's part of the page. It sees every row of results.csv once, in order, then
 /// renders; what it keeps in between is bounded (summaries, not rows).
 protocol ReportSection: AnyObject {
-    /// The columns it reads as numbers on every row (parsed ahead, on the reading thread).
-    var numericColumns: [Int] { get }
     /// A data row of results.csv; `index` counts data rows from 0.
     func consume(_ row: CSVReader.Row, index: Int)
     /// The section's blocks, after the last row.

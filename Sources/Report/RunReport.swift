@@ -27,11 +27,14 @@ public enum RunReport {
             throw OrchestrationError("\(run.planURL.path): no report for analysis '\(plan.analysis.kind.rawValue)'")
         }
         let reader = try CSVReader(path: results.path)
-        guard let names = try reader.header() else { throw OrchestrationError("\(results.path): empty (no header); reduce the run again") }
-        let section = try maker(Header(names: names, file: results.path), options, plan)
+        var section: (any ReportSection)?
         var rows = 0
         var lastNote = ContinuousClock.now
-        try reader.forEachRow(numeric: section.numericColumns) { row in
+        try reader.forEachRow { row in
+            guard let section else {
+                section = try maker(Header(names: (0..<row.count).map(row.string), file: results.path), options, plan)
+                return
+            }
             // A blank line (a trailing one, say) is no row.
             if row.count == 1 && row.spans[0].start == row.spans[0].end { return }
             section.consume(row, index: rows)
@@ -43,6 +46,7 @@ public enum RunReport {
                                 Double(reader.size) / 1e9, grouped(rows)))
             }
         }
+        guard let section else { throw OrchestrationError("\(results.path): empty (no header); reduce the run again") }
         var blocks = try section.render()
         blocks.append(ShardTimeline.render(plan, run: run))
         let elapsed = seconds(since: started)
