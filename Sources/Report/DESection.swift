@@ -44,6 +44,8 @@ final class DESection: ReportSection {
         top = Smallest(options.top, by: TopRow.before)
     }
 
+    let name = "DE"
+
     func consume(_ row: CSVReader.Row, index: Int) {
         rows += 1
         let pValue = row.double(p)

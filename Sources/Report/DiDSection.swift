@@ -46,6 +46,8 @@ final class DiDSection: ReportSection {
         top = Smallest(options.top, by: TopRow.before)
     }
 
+    let name = "DiD"
+
     func consume(_ row: CSVReader.Row, index: Int) {
         rows += 1
         let pValue = row.double(p), effect = row.double(beta)

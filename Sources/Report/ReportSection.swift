@@ -10,6 +10,8 @@ protocol ReportSection: AnyObject {
     func render() throws -> [PageBlock]
     /// A line for the page's header: rows, discoveries, λ.
     var headline: String { get }
+    /// The analysis's short name for the page's title.
+    var name: String { get }
 }
 
 /// A titled part of the page (an `<h2>` and its HTML).

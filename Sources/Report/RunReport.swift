@@ -50,7 +50,7 @@ public enum RunReport {
         var blocks = try section.render()
         blocks.append(ShardTimeline.render(plan, run: run))
         let elapsed = seconds(since: started)
-        let page = html(plan: plan, run: run, headline: section.headline, blocks: blocks, rows: rows, seconds: elapsed)
+        let page = html(plan: plan, run: run, section: section, blocks: blocks, rows: rows, seconds: elapsed)
         let url = output ?? run.url.appendingPathComponent("report.html")
         try AtomicFile.write(Data(page.utf8), to: url)
         return Written(url: url, bytes: page.utf8.count, rows: rows, seconds: seconds(since: started))
@@ -61,11 +61,11 @@ public enum RunReport {
         return Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
     }
 
-    static func html(plan: Plan, run: RunDirectory, headline: String, blocks: [PageBlock], rows: Int, seconds: Double) -> String {
-        let kind = plan.analysis.kind == .did ? "DiD" : "DE"
+    static func html(plan: Plan, run: RunDirectory, section: any ReportSection, blocks: [PageBlock], rows: Int, seconds: Double) -> String {
+        let kind = section.name
         var out = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
         out += "<title>\(kind) run \(escaped(plan.runID)): sctrial-plan report</title><style>\(style)</style></head><body>"
-        out += "<header><h1>\(kind) run \(escaped(plan.runID))</h1><p class=\"headline\">\(headline)</p>"
+        out += "<header><h1>\(kind) run \(escaped(plan.runID))</h1><p class=\"headline\">\(section.headline)</p>"
         out += "<p class=\"meta\">input \(escaped(plan.input.path)) (\(grouped(plan.input.nObs)) cells × \(grouped(plan.input.nVars)) genes), planned \(escaped(plan.createdAt)), \(plan.shards.count) shard\(plan.shards.count == 1 ? "" : "s") along \(plan.axis.rawValue); run directory \(escaped(run.path))</p>"
         out += "<nav>" + blocks.map { "<a href=\"#\($0.id)\">\(escaped($0.heading))</a>" }.joined(separator: " · ") + "</nav></header>"
         for block in blocks {
