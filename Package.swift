@@ -50,8 +50,11 @@ let package = Package(
         // Plans, run directories, executors and the reducer.
         .target(name: "Orchestration", dependencies: ["Analyses", "AnnData", "CLinux", "COpenSSL", "HTTP"]),
 
+        // RUN/report.html: one streaming pass over results.csv into inline-SVG figures and tables.
+        .target(name: "Report", dependencies: ["Orchestration"]),
+
         .executableTarget(name: "sctrial-plan", dependencies: [
-            "AnnData", "Analyses", "Orchestration", "Stats",
+            "AnnData", "Analyses", "Orchestration", "Report", "Stats",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "TOMLKit", package: "TOMLKit"),
         ], swiftSettings: staticSwiftRuntime.swift, linkerSettings: staticSwiftRuntime.linker),
@@ -64,6 +67,7 @@ let package = Package(
         .testTarget(name: "StatsTests", dependencies: ["Stats"], exclude: ["Goldens"]),
         .testTarget(name: "AnalysesTests", dependencies: ["Analyses"]),
         .testTarget(name: "OrchestrationTests", dependencies: ["Orchestration"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report"]),
         // Pure Slurm tests always; live ones against slurm/local-cluster.sh when SLURM_CONF is set.
         .testTarget(name: "SlurmTests", dependencies: ["Orchestration"]),
         // Runs the built executables as a user would: exit codes, messages, JSON.

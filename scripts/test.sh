@@ -3,6 +3,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+# The report test renders pages in headless Chromium (Debian's package; about 2 minutes to fetch
+# and install on a fresh machine, so only here and not in install-deps.sh). Under CI=true the test
+# fails without it.
+if ! command -v chromium >/dev/null; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: chromium (for the report rendering test)" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
 swift build --build-tests
 # The image's copy list and runtime packages match what the build produces (the image itself is
 # built and checked by docker/build-local.sh, ~5 minutes, outside the test suite).
