@@ -51,7 +51,7 @@ let package = Package(
         .target(name: "Orchestration", dependencies: ["Analyses", "AnnData", "CLinux", "COpenSSL", "HTTP"]),
 
         // RUN/report.html: one streaming pass over results.csv into inline-SVG figures and tables.
-        .target(name: "Report", dependencies: ["Orchestration"]),
+        .target(name: "Report", dependencies: ["Analyses", "Orchestration", "Stats"]),
 
         .executableTarget(name: "sctrial-plan", dependencies: [
             "AnnData", "Analyses", "Orchestration", "Report", "Stats",

@@ -24,3 +24,6 @@ trap 'bash slurm/local-cluster.sh stop' EXIT
 cluster="$(bash slurm/local-cluster.sh start)"   # a failed start stops the script here
 eval "$cluster"
 swift test --skip-build "$@"
+# The Python front (python/) against the real sctrial 1.0.0, pdex 0.1.28 and 0.3.0 (pytest, in venvs
+# built from PyPI), driving the executables built above.
+bash scripts/test-python.sh

@@ -25,8 +25,8 @@ enum GSEAPlot {
     /// Three stacked panels sharing the rank axis: the running sum (with ES marked), a tick per
     /// hit, and the ranking metric. Long rankings are drawn as each pixel column's extremes.
     static func render(ranked: [Double], hits: [Int], term: String, es: Double, nes: Double, id: String,
-                       width: Double = 460) -> String {
-        let running = runningSum(ranked: ranked, hits: hits)
+                       weight: Double = 1, width: Double = 460) -> String {
+        let running = runningSum(ranked: ranked, hits: hits, weight: weight)
         let n = max(1, ranked.count)
         let low = min(0, running.min() ?? 0), high = max(0, running.max() ?? 0)
         let pad = max(0.05, (high - low) * 0.08)

@@ -1,3 +1,4 @@
+import Analyses
 import Foundation
 import Orchestration
 
@@ -56,10 +57,13 @@ struct Header {
 enum ReportSections {
     /// Made from the header (columns by name), the options and the plan (to check options
     /// against the plan's units before a long pass).
-    typealias Maker = @Sendable (Header, ReportOptions, Plan) throws -> any ReportSection
-    static let byKind: [Plan.Analysis.Kind: Maker] = [
-        .did: { header, options, _ in try DiDSection(header: header, options: options) },
-        .de: { header, options, plan in try DESection(header: header, options: options, plannedTargets: plan.analysis.de?.targets ?? []) },
+    typealias Maker = @Sendable (Header, ReportOptions, Plan, RunDirectory) throws -> any ReportSection
+    static let byKind: [String: Maker] = [
+        PlannedDiD.name: { header, options, _, _ in try DiDSection(header: header, options: options) },
+        PlannedDE.name: { header, options, plan, _ in
+            try DESection(header: header, options: options, plannedTargets: (plan.analysis.value as? PlannedDE)?.targets ?? [])
+        },
+        PlannedGSEA.name: { header, options, plan, run in try GSEASection(header: header, options: options, plan: plan, run: run) },
     ]
 }
 

@@ -23,8 +23,8 @@ public enum RunReport {
             let partial = FileManager.default.fileExists(atPath: run.partialResultsURL.path) ? " (only results.partial.csv is there)" : ""
             throw OrchestrationError("\(results.path): not there, the run is not reduced yet\(partial); finish it with `sctrial-plan run \(run.path)` or `sctrial-plan reduce \(run.path)`, then make the report")
         }
-        guard let maker = ReportSections.byKind[plan.analysis.kind] else {
-            throw OrchestrationError("\(run.planURL.path): no report for analysis '\(plan.analysis.kind.rawValue)'")
+        guard let maker = ReportSections.byKind[plan.analysis.name] else {
+            throw OrchestrationError("\(run.planURL.path): no report for analysis '\(plan.analysis.name)'")
         }
         let reader = try CSVReader(path: results.path)
         var section: (any ReportSection)?
@@ -32,7 +32,7 @@ public enum RunReport {
         var lastNote = ContinuousClock.now
         try reader.forEachRow { row in
             guard let section else {
-                section = try maker(Header(names: (0..<row.count).map(row.string), file: results.path), options, plan)
+                section = try maker(Header(names: (0..<row.count).map(row.string), file: results.path), options, plan, run)
                 return
             }
             // A blank line (a trailing one, say) is no row.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 
 import anndata as ad
+import numpy as np
 import pandas as pd
 import pytest
 import sctrial
@@ -114,6 +115,14 @@ def test_matches_sctrial(case, mode):
         pytest.skip("score_gene_sets takes an AnnData (as in sctrial), not a path")
     ref = reference(case["case"])
     ours = front(case, mode)
+    # Deliberate differences recorded with the golden (REFERENCE-SEMANTICS, README): where the
+    # reference prints a p-value from roundoff, we give NaN; those cells are checked as NaN and
+    # compared no further.
+    for entry in case.get("deliberate", []):
+        rows = ref.index[ref["feature"] == entry["feature"]]
+        assert len(rows) == 1
+        assert np.isnan(ours.loc[ours["feature"] == entry["feature"], entry["column"]]).all(), entry
+        ref.loc[rows, entry["column"]] = np.nan
     assert_same(ours, ref, case["dtype"].startswith("float64"))
 
 
