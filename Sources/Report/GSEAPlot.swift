@@ -53,7 +53,7 @@ enum GSEAPlot {
             let x = ticks.x(Double(hit))
             ticks.add("<line class=\"hit\" x1=\"\(px(x))\" y1=\"\(px(ticks.y(0)))\" x2=\"\(px(x))\" y2=\"\(px(ticks.y(1)))\"/>")
         }
-        out += ticks.svg(title: "\(Set(hits).count) genes of the set", xLabel: "", yLabel: "", xTicks: [])
+        out += ticks.svg(title: "\(Set(hits).count) genes of the set", xLabel: "", yLabel: "", xTicks: [], yTicks: [])
 
         let metricLow = min(0, ranked.min() ?? 0), metricHigh = max(0, ranked.max() ?? 0)
         var metric = Chart(id: "\(id)-metric", width: width, height: 150, x: 0...Double(n), y: metricLow...max(metricHigh, metricLow + 1e-9))

@@ -79,7 +79,7 @@ public enum RunReport {
         body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2330;margin:0 auto;max-width:1420px;padding:0 20px 30px;background:#fff}
         header{border-bottom:1px solid #d8dde6;padding:14px 0 8px}h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:26px 0 8px;border-bottom:1px solid #eef0f4;padding-bottom:4px}
         .headline{font-size:15px;margin:2px 0}.meta,.note,footer{color:#5b6475;font-size:12.5px}nav a{color:#2458b3;text-decoration:none;font-size:13px}
-        .figures{display:flex;flex-wrap:wrap;gap:10px 18px;align-items:flex-start}.chart{background:#fff;overflow:visible}
+        .figures{display:flex;flex-wrap:wrap;gap:10px 18px;align-items:flex-start}.chart{background:#fff;overflow:visible}.gsea{display:flex;flex-direction:column;gap:0}
         .chart .title{font-size:13px;font-weight:600;fill:#1d2330}.chart .tick{font-size:11px;fill:#4a5262}.chart .label{font-size:12px;fill:#1d2330}
         .chart .grid{stroke:#eceff4}.chart .frame{fill:none;stroke:#9aa3b2}.chart .zero{stroke:#9aa3b2;stroke-width:.8}
         .chart .cut{stroke:#7a8294;stroke-dasharray:4 3}.chart .diagonal{stroke:#c0392b;stroke-dasharray:4 3}

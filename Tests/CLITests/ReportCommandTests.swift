@@ -109,6 +109,39 @@ import Testing
         #expect(unknown.stderr.split(separator: "\n").count == 1)
     }
 
+    static let gsea = ["plan", "gsea", GSEACommandTests.trial, "--visits", "V1,V2", "--gene-sets", GSEACommandTests.sets,
+                       "--permutations", "50", "--by-celltype", "--shards", "2"]
+
+    /// GSEA: the sets table is results.csv's rows by |NES| (as results.csv orders each cell type),
+    /// and the top sets get a running-sum plot whose hit ticks are the set's genes in the ranking.
+    @Test func gseaReportMatchesResults() throws {
+        let run = try reducedRun(Self.gsea)
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        let made = try CLI.run(["report", run, "--top", "10"])
+        #expect(made.status == 0, "\(made.stderr)")
+        let html = try String(contentsOfFile: run + "/report.html", encoding: .utf8)
+        Page.expectSelfContained(html)
+        let table = CSV(try String(contentsOfFile: run + "/results.csv", encoding: .utf8))
+        let top = try #require(Page.table(html, id: "top-table"))
+        #expect(top.columns == ["celltype", "Term", "ES", "NES", "NOM p-val", "FDR q-val", "FWER p-val", "Tag %", "Gene %"])
+        let expected = table.rows.enumerated()
+            .sorted { (-abs(Double(table.value($0.element, "NES"))!), $0.offset) < (-abs(Double(table.value($1.element, "NES"))!), $1.offset) }
+            .prefix(10).map(\.element)
+        #expect(top.rows.count == 10)
+        for (shown, row) in zip(top.rows, expected) {
+            #expect(zip(top.columns, shown).allSatisfy { $1.exact == table.value(row, $0) }, "\(shown) vs \(row)")
+        }
+        // One enrichment plot per top set, titled with its cell type, term, ES and NES; its hit
+        // ticks count the set's genes in that cell type's ranking (Tag %'s denominator).
+        let plots = html.components(separatedBy: "<div class=\"gsea\">").dropFirst()
+        #expect(plots.count == 6)
+        for (plot, row) in zip(plots, expected) {
+            #expect(plot.contains("\(table.value(row, "celltype")): \(table.value(row, "Term")): ES"), "\(row)")
+            let hits = table.value(row, "Tag %").split(separator: "/").last.map(String.init) ?? ""
+            #expect(plot.contains(">\(hits) genes of the set<"), "\(row): \(hits) hits")
+        }
+    }
+
     @Test func unreducedRunIsRefusedNamingResults() throws {
         let run = temporaryRun()
         defer { try? FileManager.default.removeItem(atPath: run) }
@@ -137,8 +170,9 @@ import Testing
 
         let did = try reducedRun(["plan", "did", Self.trial, "--visits", "pre,post", "--by-celltype", "--shards", "2"])
         let de = try reducedRun(["plan", "de", Self.guide, "--groupby-key", "guide", "--reference", "control"])
-        defer { for run in [did, de] { try? FileManager.default.removeItem(atPath: run) } }
-        for run in [did, de] {
+        let gsea = try reducedRun(Self.gsea)
+        defer { for run in [did, de, gsea] { try? FileManager.default.removeItem(atPath: run) } }
+        for run in [did, de, gsea] {
             #expect(try CLI.run(["report", run]).status == 0)
             let rendered = try Chromium.render(chromium, page: run + "/report.html")
             #expect(rendered.console.isEmpty, "\(rendered.console)")
