@@ -33,22 +33,10 @@ import Testing
         return try! JSONDecoder().decode(File.self, from: data).cases
     }()
 
+    /// Rows by column name (results.csv read with the report tests' quote-aware `CSV`).
     static func table(_ text: String) -> [[String: String]] {
-        let lines = text.split(separator: "\n").map(String.init)
-        guard let header = lines.first.map(fields) else { return [] }
-        return lines.dropFirst().map { Dictionary(uniqueKeysWithValues: zip(header, fields($0))) }
-    }
-
-    /// CSV fields with pandas' quoting.
-    static func fields(_ line: String) -> [String] {
-        var out: [String] = [], current = "", quoted = false, previous: Character = " "
-        for c in line {
-            if c == "\"" { quoted.toggle(); if previous == "\"" && quoted { current.append("\"") } }
-            else if c == "," && !quoted { out.append(current); current = "" } else { current.append(c) }
-            previous = c
-        }
-        out.append(current)
-        return out
+        let csv = CSV(text)
+        return csv.rows.map { Dictionary(uniqueKeysWithValues: zip(csv.columns, $0)) }
     }
 
     /// Our run of `flags` on `input` (h5ad path or --ranking file), parsed.
