@@ -94,6 +94,7 @@ final class H5Reader {
     enum ObjectKind { case group, dataset, other }
 
     func exists(_ path: String) -> Bool {
+        FileProbe.note(path)
         if path == "/" { return true }
         var prefix = ""
         for component in path.split(separator: "/") {
@@ -130,12 +131,14 @@ final class H5Reader {
     }
 
     func openGroup(_ path: String) throws(AnnDataError) -> H5ID {
+        FileProbe.note(path)
         let id = H5Gopen2(file.id, path, sc_h5p_default())
         guard id >= 0 else { throw fail(.missingElement, path, "group cannot be opened (\(Self.errorStackMessage()))") }
         return H5ID(id, close: H5Gclose)
     }
 
     func openDataset(_ path: String) throws(AnnDataError) -> H5ID {
+        FileProbe.note(path)
         let id = H5Dopen2(file.id, path, sc_h5p_default())
         guard id >= 0 else { throw fail(.missingElement, path, "dataset cannot be opened (\(Self.errorStackMessage()))") }
         return H5ID(id, close: H5Dclose)
@@ -144,10 +147,12 @@ final class H5Reader {
     // MARK: - Attributes
 
     func hasAttribute(_ path: String, _ name: String) -> Bool {
-        H5Aexists_by_name(file.id, path, name, sc_h5p_default()) > 0
+        FileProbe.note(path)
+        return H5Aexists_by_name(file.id, path, name, sc_h5p_default()) > 0
     }
 
     private func openAttribute(_ path: String, _ name: String) throws(AnnDataError) -> H5ID {
+        FileProbe.note(path)
         let id = H5Aopen_by_name(file.id, path, name, sc_h5p_default(), sc_h5p_default())
         guard id >= 0 else { throw fail(.missingElement, path, "attribute '\(name)' cannot be opened") }
         return H5ID(id, close: H5Aclose)

@@ -174,6 +174,7 @@ struct PlanDiD: ParsableCommand {
     }
 
     func run() throws {
+        try probeInputFile(input)
         let planned = try reportingFailure { () throws -> PlannedRun in
             try Planner.planDiD(input: input, parameters: try parameters(), request: sharding.request, run: RunDirectory(out),
                                 dryRun: sharding.dryRun, progress: ShardingOptions.progress)
