@@ -305,9 +305,9 @@ def classify(path, base_digest):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out")
-    p.add_argument("--byte-mutants", type=int, default=160, help="bit-flip files per base (default 160)")
+    p.add_argument("--byte-mutants", type=int, default=140, help="bit-flip files per base")
     p.add_argument("--truncations", type=int, default=12, help="truncated files per base")
-    p.add_argument("--zeroed", type=int, default=24, help="zeroed-page files per base")
+    p.add_argument("--zeroed", type=int, default=20, help="zeroed-page files per base")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--snapshot", help=argparse.SUPPRESS)
     args = p.parse_args()
