@@ -65,7 +65,7 @@ extension H5Reader {
             return UnsafeRawBufferPointer(rebasing: bytes[current.objects[index]..<(current.objects[index] + length)])
         }
         for element in 0..<count where object(element) == nil {
-            throw fail(.corruptSparse, path, "string \(element) refers to a global heap object that the file does not hold (damaged variable-length string)")
+            throw fail(.corruptSparse, path, "string \(element)'s global heap reference matches no object in the file (damaged variable-length string)")
         }
         for element in 0..<count {
             let stored = object(element)!

@@ -51,16 +51,39 @@ import Testing
                        seconds: seconds, stderr: String(decoding: stderr, as: UTF8.self))
     }
 
-    @Test func sampleOfTheCorpusNeverCrashesHangsOrAcceptsDamage() throws {
-        let work = FileManager.default.temporaryDirectory.appendingPathComponent("fuzz-corpus-\(getpid())")
+    /// Unpacks the corpus (or the named files of it) into a fresh directory.
+    static func unpack(_ names: [String] = []) throws -> URL {
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("fuzz-corpus-\(getpid())-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: work) }
         let tar = Process()
         tar.executableURL = URL(fileURLWithPath: "/usr/bin/tar")
-        tar.arguments = ["-xJf", CLI.repository.appendingPathComponent("Tests/Fixtures/fuzz/corpus.tar.xz").path, "-C", work.path]
+        tar.arguments = ["-xJf", CLI.repository.appendingPathComponent("Tests/Fixtures/fuzz/corpus.tar.xz").path, "-C", work.path] + names
         try tar.run()
         tar.waitUntilExit()
         try #require(tar.terminationStatus == 0)
+        return work
+    }
+
+    /// Defects that used to trap, segfault or hang, each with the line it now gives.
+    @Test(arguments: [
+        ("s-csr-x-shape-attr-int64-max.h5ad", "/X: shape attribute 9223372036854775807×9223372036854775807 is not a matrix shape"),
+        ("s-csc-x-shape-attr-negative.h5ad", "/X: shape attribute -5×40 is not a matrix shape"),
+        ("s-csr-x-indices-duplicate-in-major.h5ad", "/X/indices: row 0 stores column 4 twice (entry 1)"),
+        ("s-csr-obs-note-heap-index-bad.h5ad", "/obs/note: string 2's global heap reference matches no object in the file (damaged variable-length string)"),
+        ("s-csr-obs-index-huge-string-length.h5ad", "/obs/_index: string 3's global heap reference matches no object in the file (damaged variable-length string)"),
+        ("s-csr-obs-codes-out-of-range.h5ad", "/obs/visit/codes: categorical code 9 outside 0..<2"),
+    ])
+    func formerCrashGivesItsLine(_ name: String, _ line: String) throws {
+        let work = try Self.unpack([name])
+        defer { try? FileManager.default.removeItem(at: work) }
+        let outcome = try Self.run(["validate", "--all", work.appendingPathComponent(name).path], timeout: 20)
+        #expect(outcome.status == 2)
+        #expect(outcome.stderr == "sctrial-plan: error: \(work.appendingPathComponent(name).path): \(line)\n")
+    }
+
+    @Test func sampleOfTheCorpusNeverCrashesHangsOrAcceptsDamage() throws {
+        let work = try Self.unpack()
+        defer { try? FileManager.default.removeItem(at: work) }
         let manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: work.appendingPathComponent("manifest.json")))
 
         // Bases first (their acceptance is checked too), then a fixed shuffle of the mutants.
