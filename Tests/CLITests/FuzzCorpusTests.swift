@@ -85,6 +85,10 @@ import Testing
         let work = try Self.unpack()
         defer { try? FileManager.default.removeItem(at: work) }
         let manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: work.appendingPathComponent("manifest.json")))
+        // Corrupt files libhdf5 1.10.8 reads without an error (tools/fuzz/known-undetected.txt says
+        // which and why): exit 0 on those is a known limit, reported by run_corpus.py, not a failure.
+        let known = try String(contentsOf: CLI.repository.appendingPathComponent("tools/fuzz/known-undetected.txt"), encoding: .utf8)
+        let undetected = Set(known.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { String($0.split(separator: "\t")[0]) })
 
         // Bases first (their acceptance is checked too), then a fixed shuffle of the mutants.
         var generator = SplitMix(seed: 20261203)
@@ -116,7 +120,9 @@ import Testing
                 guard let status = outcome.status else { failures.append("\(label): hung (\(outcome.seconds) s)"); continue }
                 if status == 0 {
                     passed.insert(command)
-                    if entry.corrupt == "yes" && entry.mustFail.contains(command) { failures.append("\(label): exit 0 on a corrupt file") }
+                    if entry.corrupt == "yes" && entry.mustFail.contains(command) && !undetected.contains(name) {
+                        failures.append("\(label): exit 0 on a corrupt file")
+                    }
                     continue
                 }
                 let errorLines = outcome.stderr.split(separator: "\n").filter { $0.contains("error:") }

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harness over the reader (tools/fuzz/FuzzReader.swift + Sources/AnnData,
 # swiftc -sanitize=fuzzer) and runs it for a fixed budget from the corpus's valid and damaged
-# files. Crash inputs (libhdf5-internal crashes included) land in tools/fuzz/crashes/; add them to
-# the corpus with `python3 tools/fuzz/run_corpus.py --corpus tools/fuzz/crashes ...` or pack them
-# into Tests/Fixtures/fuzz by hand after a look.
+# files. Crash inputs (libhdf5-internal crashes included) land in tools/fuzz/crashes/ and are
+# packed into Tests/Fixtures/fuzz/corpus.tar.xz (add_crashes.py), where the corpus test runs
+# them through the product.
 #   bash tools/fuzz/libfuzzer.sh [SECONDS (default 600)] [extra libFuzzer flags...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,3 +26,4 @@ fi
   -timeout=10 -rss_limit_mb=4096 -max_len=262144 -max_total_time="$budget" \
   -artifact_prefix=tools/fuzz/crashes/ -print_final_stats=1 "$@" 2>&1 | tee "$out/fuzz.log" | grep -E "^#|INFO: |crash|DONE|stat::" | tail -40
 ls tools/fuzz/crashes | wc -l | xargs echo "crash inputs in tools/fuzz/crashes:"
+python3 tools/fuzz/add_crashes.py
