@@ -101,6 +101,7 @@ public final class AnnDataFile {
         guard let dtype = data.elementType, dtype != .bool else {
             throw reader.fail(.wrongType, path, "matrix values must be numeric")
         }
+        // extent() bounds the product of the dimensions, so this cannot overflow.
         return MatrixInfo(name: name, path: path, format: .dense, dtype: dtype, nRows: data.shape[0], nCols: data.shape[1],
                           nnz: data.shape[0] * data.shape[1], indexDType: nil, chunks: data.chunks,
                           compression: Self.compression(data))
@@ -135,6 +136,11 @@ public final class AnnDataFile {
         }
         guard let shape, shape.count == 2 else {
             throw reader.fail(.shapeMismatch, path, "sparse matrix needs a 2-element shape attribute")
+        }
+        // Sizes from a damaged attribute must not reach arithmetic: each dimension is checked
+        // here, and the major one again against indptr's real length below.
+        guard shape.allSatisfy({ $0 >= 0 && $0 < 1 << 48 }) else {
+            throw reader.fail(.shapeMismatch, path, "shape attribute \(shape[0])×\(shape[1]) is not a matrix shape")
         }
         for member in ["data", "indices", "indptr"] where reader.kind(of: "\(path)/\(member)") != .dataset {
             throw reader.fail(.corruptSparse, "\(path)/\(member)", "missing from the \(format.rawValue) matrix")

@@ -213,6 +213,11 @@ private struct RowPieces {
         if count > 0 { try indices.read(into: raw, type: Int32.h5Type, start: [piece.start], count: [count]) }
         let buffer = UnsafeBufferPointer(start: raw.assumingMemoryBound(to: Int32.self), count: count)
         try matrix.checkMinorIndices(buffer, firstEntry: piece.start)
+        for k in piece.rows {
+            let row = rows?[k] ?? k
+            try matrix.checkDistinct(buffer, entries: (indptr[row] - piece.start)..<(indptr[row + 1] - piece.start), major: row,
+                                     firstEntry: piece.start)
+        }
         return buffer
     }
 

@@ -145,7 +145,10 @@ public struct DataFrameReader {
         let element = memberPath(name)
         let values: ColumnValues
         if case .records(let fields, let categoriesGroup) = layout {
-            values = try recordValues(fields.first { $0.name == name }!, categoriesGroup: categoriesGroup)
+            guard let field = fields.first(where: { $0.name == name }) else {
+                throw reader.fail(.missingElement, element, "no such field")
+            }
+            values = try recordValues(field, categoriesGroup: categoriesGroup)
         } else {
             values = try readValues(element)
         }
@@ -255,7 +258,8 @@ public struct DataFrameReader {
         let numbers = try reader.readCompoundNumbers(path, field: field.name)
         if let levelsPath = legacyCategoriesPath(field, categoriesGroup) {
             let levels = try categoryLevels(levelsPath)
-            let codes = numbers.map { Int32($0) }
+            // Codes come from the file: anything not an Int32 is out of range, not a trap.
+            let codes = numbers.map { Int32(exactly: $0) ?? Int32.min }
             try validate(codes: codes, levels: levels.count, element: "\(path)[\(field.name)]")
             return .categorical(Categorical(codes: codes, levels: levels, ordered: false, codeType: type))
         }

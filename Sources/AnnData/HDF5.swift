@@ -110,6 +110,7 @@ final class H5Reader {
     enum ObjectKind { case group, dataset, other }
 
     func exists(_ path: String) -> Bool {
+        FileProbe.note(path)
         if path == "/" { return true }
         var prefix = ""
         for component in path.split(separator: "/") {
@@ -146,12 +147,14 @@ final class H5Reader {
     }
 
     func openGroup(_ path: String) throws(AnnDataError) -> H5ID {
+        FileProbe.note(path)
         let id = H5Gopen2(file.id, path, sc_h5p_default())
         guard id >= 0 else { throw fail(.missingElement, path, "group cannot be opened (\(Self.errorStackMessage()))") }
         return H5ID(id, close: H5Gclose)
     }
 
     func openDataset(_ path: String) throws(AnnDataError) -> H5ID {
+        FileProbe.note(path)
         let id = H5Dopen2(file.id, path, sc_h5p_default())
         guard id >= 0 else { throw fail(.missingElement, path, "dataset cannot be opened (\(Self.errorStackMessage()))") }
         return H5ID(id, close: H5Dclose)
@@ -160,10 +163,12 @@ final class H5Reader {
     // MARK: - Attributes
 
     func hasAttribute(_ path: String, _ name: String) -> Bool {
-        H5Aexists_by_name(file.id, path, name, sc_h5p_default()) > 0
+        FileProbe.note(path)
+        return H5Aexists_by_name(file.id, path, name, sc_h5p_default()) > 0
     }
 
     private func openAttribute(_ path: String, _ name: String) throws(AnnDataError) -> H5ID {
+        FileProbe.note(path)
         let id = H5Aopen_by_name(file.id, path, name, sc_h5p_default(), sc_h5p_default())
         guard id >= 0 else { throw fail(.missingElement, path, "attribute '\(name)' cannot be opened") }
         return H5ID(id, close: H5Aclose)
@@ -181,8 +186,7 @@ final class H5Reader {
     /// (anndata writes an empty `column-order` as an empty float array).
     func stringArrayAttribute(_ path: String, _ name: String) throws(AnnDataError) -> [String] {
         let attribute = try openAttribute(path, name)
-        let space = H5ID(H5Aget_space(attribute.id), close: H5Sclose)
-        let count = Int(H5Sget_simple_extent_npoints(space.id))
+        let count = try attributeCount(attribute.id, path, name)
         if count == 0 { return [] }
         let type = H5ID(H5Aget_type(attribute.id), close: H5Tclose)
         guard H5Tget_class(type.id) == H5T_STRING else {
@@ -198,13 +202,13 @@ final class H5Reader {
     func integerArrayAttribute(_ path: String, _ name: String) throws(AnnDataError) -> [Int]? {
         guard hasAttribute(path, name) else { return nil }
         let attribute = try openAttribute(path, name)
-        let space = H5ID(H5Aget_space(attribute.id), close: H5Sclose)
-        let count = Int(H5Sget_simple_extent_npoints(space.id))
+        let count = try attributeCount(attribute.id, path, name)
         let type = H5ID(H5Aget_type(attribute.id), close: H5Tclose)
         let typeClass = H5Tget_class(type.id)
         if typeClass == H5T_ENUM || typeClass == H5T_INTEGER {
             // Read in the attribute's own layout and widen: HDF5 cannot convert enum to integer.
             let size = H5Tget_size(type.id)
+            guard (1...8).contains(size) else { throw fail(.wrongType, path, "attribute '\(name)' has \(size)-byte integers") }
             let signed = typeClass == H5T_INTEGER ? H5Tget_sign(type.id) == H5T_SGN_2 : true
             var raw = [UInt8](repeating: 0, count: max(1, count * size))
             let status = raw.withUnsafeMutableBytes { H5Aread(attribute.id, type.id, $0.baseAddress) }
@@ -221,6 +225,17 @@ final class H5Reader {
             return values.map { Int($0) }
         }
         throw fail(.wrongType, path, "attribute '\(name)' is not numeric")
+    }
+
+    /// Elements of an attribute: the attributes anndata writes hold a few (a shape, a column
+    /// order); a damaged dataspace claiming millions is refused before anything is allocated.
+    private func attributeCount(_ attribute: hid_t, _ path: String, _ name: String) throws(AnnDataError) -> Int {
+        let space = H5ID(H5Aget_space(attribute), close: H5Sclose)
+        let count = Int(H5Sget_simple_extent_npoints(space.id))
+        guard count >= 0, count <= 1 << 22 else {
+            throw fail(.unreadable, path, "attribute '\(name)' cannot be read (dataspace of \(count) elements)")
+        }
+        return count
     }
 
     private static func integer(from bytes: [UInt8], at offset: Int, size: Int, signed: Bool) -> Int {
@@ -273,10 +288,8 @@ final class H5Reader {
 
     func datasetInfo(_ path: String) throws(AnnDataError) -> DatasetInfo {
         let dataset = try openDataset(path)
-        let space = H5ID(H5Dget_space(dataset.id), close: H5Sclose)
-        let rank = Int(H5Sget_simple_extent_ndims(space.id))
-        var dims = [hsize_t](repeating: 0, count: max(rank, 1))
-        if rank > 0 { H5Sget_simple_extent_dims(space.id, &dims, nil) }
+        let shape = try extent(of: dataset.id, path)
+        let rank = shape.count
         let type = H5ID(H5Dget_type(dataset.id), close: H5Tclose)
         let typeClass = H5Tget_class(type.id)
         let plist = H5ID(H5Dget_create_plist(dataset.id), close: H5Pclose)
@@ -284,7 +297,7 @@ final class H5Reader {
         if H5Pget_layout(plist.id) == H5D_CHUNKED {
             var chunkDims = [hsize_t](repeating: 0, count: max(rank, 1))
             H5Pget_chunk(plist.id, Int32(rank), &chunkDims)
-            chunks = chunkDims.prefix(rank).map { Int($0) }
+            chunks = chunkDims.prefix(rank).map { Int(clamping: $0) }
         }
         var filters: [FilterInfo] = []
         for index in 0..<max(0, H5Pget_nfilters(plist.id)) {
@@ -295,8 +308,45 @@ final class H5Reader {
             let filter = H5Pget_filter2(plist.id, UInt32(index), &flags, &nValues, nil, 256, &name, &config)
             filters.append(FilterInfo(id: Int(filter), name: Self.filterName(Int(filter), declared: String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))))
         }
-        return DatasetInfo(path: path, shape: dims.prefix(rank).map { Int($0) }, typeClass: typeClass,
+        return DatasetInfo(path: path, shape: shape, typeClass: typeClass,
                            elementType: Self.elementType(type.id), chunks: chunks, filters: filters)
+    }
+
+    /// A dataset's dimensions, refused when the file claims more than 2^62 elements in all (a
+    /// count that no file holds and that overflows every size computed from it).
+    func extent(of dataset: hid_t, _ path: String) throws(AnnDataError) -> [Int] {
+        let space = H5ID(H5Dget_space(dataset), close: H5Sclose)
+        let rank = Int(H5Sget_simple_extent_ndims(space.id))
+        guard rank >= 0, rank <= 32 else { throw fail(.unreadable, path, "dataspace cannot be read (rank \(rank))") }
+        var dims = [hsize_t](repeating: 0, count: max(rank, 1))
+        if rank > 0, H5Sget_simple_extent_dims(space.id, &dims, nil) < 0 {
+            throw fail(.unreadable, path, "dataspace cannot be read (\(Self.errorStackMessage()))")
+        }
+        var total: UInt64 = 1
+        for dim in dims.prefix(rank) {
+            let (product, overflow) = total.multipliedReportingOverflow(by: dim)
+            guard !overflow, dim < 1 << 62, product < 1 << 62 else {
+                throw fail(.shapeMismatch, path, "dataspace \(dims.prefix(rank).map(String.init)) is larger than any file can hold")
+            }
+            total = product
+        }
+        return dims.prefix(rank).map { Int($0) }
+    }
+
+    /// Before reading a whole dataset into memory: the entries it declares must be stored in the
+    /// file (unfiltered), or at most gzip's ~1000:1 expansion of what is stored (filtered), so a
+    /// damaged dataspace cannot make us allocate terabytes.
+    func checkStored(_ dataset: hid_t, _ path: String, count: Int) throws(AnnDataError) {
+        guard count > 0 else { return }
+        let type = H5ID(H5Dget_type(dataset), close: H5Tclose)
+        let elementSize = max(1, H5Tget_size(type.id))
+        let plist = H5ID(H5Dget_create_plist(dataset), close: H5Pclose)
+        let filtered = H5Pget_nfilters(plist.id) > 0
+        let stored = Double(H5Dget_storage_size(dataset))
+        let declared = Double(count) * Double(elementSize)
+        if filtered ? declared > stored * 1100 + 65536 : declared > stored {
+            throw fail(.corruptSparse, path, "declares \(count) entries (\(Int(declared)) bytes) but the file stores \(Int(stored)) bytes of it")
+        }
     }
 
     /// Common names for the filters h5py and hdf5plugin register, so a missing one can be named.
@@ -356,6 +406,7 @@ final class H5Reader {
     /// Reads a whole numeric dataset as `T` (HDF5 converts to the memory type).
     func read<T: H5NativeType>(_ path: String, as: T.Type) throws(AnnDataError) -> [T] {
         let dataset = try H5Dataset(self, path)
+        try checkStored(dataset.handle.id, path, count: dataset.shape.reduce(1, *))
         return try dataset.read(as: T.self, start: nil, count: nil)
     }
 
@@ -363,8 +414,8 @@ final class H5Reader {
     /// HDF5 cannot convert an enum to an integer type.
     func readBytes(_ path: String) throws(AnnDataError) -> [Int8] {
         let dataset = try openDataset(path)
-        let space = H5ID(H5Dget_space(dataset.id), close: H5Sclose)
-        let count = Int(H5Sget_simple_extent_npoints(space.id))
+        let count = try extent(of: dataset.id, path).reduce(1, *)
+        try checkStored(dataset.id, path, count: count)
         let type = H5ID(H5Dget_type(dataset.id), close: H5Tclose)
         guard H5Tget_size(type.id) == 1 else { throw fail(.wrongType, path, "expected 1-byte booleans") }
         let native = H5ID(H5Tget_native_type(type.id, H5T_DIR_ASCEND), close: H5Tclose)
@@ -413,7 +464,10 @@ final class H5Reader {
     }
 
     func compoundRowCount(_ path: String) throws(AnnDataError) -> Int {
-        try datasetInfo(path).shape.first ?? 0
+        let dataset = try openDataset(path)
+        let count = try extent(of: dataset.id, path).reduce(1, *)
+        try checkStored(dataset.id, path, count: count)
+        return count
     }
 
     func readCompoundNumbers(_ path: String, field: String) throws(AnnDataError) -> [Double] {
@@ -498,11 +552,14 @@ final class H5Reader {
         // A missing filter is named as for numbers, not as libhdf5's plugin error.
         try requireFilters(datasetInfo(path))
         let dataset = try openDataset(path)
-        let space = H5ID(H5Dget_space(dataset.id), close: H5Sclose)
-        let count = Int(H5Sget_simple_extent_npoints(space.id))
+        let count = try extent(of: dataset.id, path).reduce(1, *)
         if count == 0 { return [] }
+        try checkStored(dataset.id, path, count: count)
         let type = H5ID(H5Dget_type(dataset.id), close: H5Tclose)
         guard H5Tget_class(type.id) == H5T_STRING else { throw fail(.wrongType, path, "expected strings") }
+        // A contiguous variable-length dataset's heap references are checked by our own parser
+        // first: a damaged one makes libhdf5 1.10 read out of bounds (H5HG_read).
+        if H5Tis_variable_str(type.id) > 0 { _ = try forEachHeapString(path) { _ in } }
         return try readStrings(count: count, fileType: type.id, what: path) { memType, buffer in
             H5Dread(dataset.id, memType, sc_h5s_all(), sc_h5s_all(), sc_h5p_default(), buffer)
         }
@@ -521,6 +578,10 @@ final class H5Reader {
             return pointers.map { $0.map { String(cString: $0) } ?? "" }
         }
         let width = H5Tget_size(fileType)
+        let (bytesNeeded, overflow) = count.multipliedReportingOverflow(by: width)
+        guard width > 0, !overflow, bytesNeeded < 1 << 40 else {
+            throw fail(.unreadable, what, "\(count) strings of \(width) bytes cannot be read")
+        }
         H5Tset_size(memType.id, width)
         // Null-padded memory strings need no terminator: a full-width "anndata" stays whole.
         H5Tset_strpad(memType.id, H5T_STR_NULLPAD)
@@ -570,21 +631,25 @@ final class H5Dataset {
             accessList = list
             access = list.id
         }
+        FileProbe.note(path)
         let id = H5Dopen2(reader.file.id, path, access)
         _ = accessList
         guard id >= 0 else { throw reader.fail(.missingElement, path, "dataset cannot be opened (\(H5Reader.errorStackMessage()))") }
         handle = H5ID(id, close: H5Dclose)
-        let space = H5ID(H5Dget_space(id), close: H5Sclose)
-        let rank = Int(H5Sget_simple_extent_ndims(space.id))
-        var dims = [hsize_t](repeating: 0, count: max(rank, 1))
-        if rank > 0 { H5Sget_simple_extent_dims(space.id, &dims, nil) }
-        shape = dims.prefix(rank).map { Int($0) }
+        shape = try reader.extent(of: id, path)
     }
 
     /// Reads the hyperslab `start`+`count` (one entry per dimension; nil = everything) as `T`,
     /// straight into uninitialised storage (no zero-fill of a buffer about to be overwritten).
     func read<T: H5NativeType>(as: T.Type, start: [Int]?, count: [Int]?) throws(AnnDataError) -> [T] {
-        let total = count?.reduce(1, *) ?? shape.reduce(1, *)
+        var total = 1
+        for extent in count ?? shape {
+            let (product, overflow) = total.multipliedReportingOverflow(by: extent)
+            guard extent >= 0, !overflow, product < 1 << 48 else {
+                throw reader.fail(.corruptSparse, path, "selection \(count ?? shape) is larger than memory")
+            }
+            total = product
+        }
         if total == 0 { return [] }
         var failure: AnnDataError?
         let values = [T](unsafeUninitializedCapacity: total) { buffer, initialized in
@@ -634,7 +699,7 @@ final class H5Dataset {
             return
         }
         for (dimension, (first, length)) in zip(start, count).enumerated()
-        where first < 0 || length < 0 || first + length > shape[dimension] {
+        where first < 0 || length < 0 || dimension >= shape.count || length > shape[dimension] - first {
             throw reader.fail(.corruptSparse, path, "selection \(start)+\(count) lies outside the dataset's shape \(shape)")
         }
         let fileSpace = H5ID(H5Dget_space(handle.id), close: H5Sclose)

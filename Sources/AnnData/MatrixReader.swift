@@ -148,6 +148,29 @@ public final class MatrixReader {
                           "entry \(firstEntry + position) is \(run[position]), outside 0..<\(minorCount)")
     }
 
+    /// Per minor index, the last major seen storing it (allocated at the first unsorted major).
+    private var stamps: [Int] = []
+
+    /// No major may store a minor index twice: scipy would sum the two, every count per cell or
+    /// gene here would be off (and a group could hold more values than cells). Sorted majors, the
+    /// usual case, cost one comparison per entry; an unsorted one is checked with a stamp per
+    /// minor index. `entries`: positions in `run`, whose first is entry `firstEntry` of the element.
+    func checkDistinct(_ run: UnsafeBufferPointer<Int32>, entries: Range<Int>, major: Int, firstEntry: Int) throws(AnnDataError) {
+        guard entries.count > 1 else { return }
+        var k = entries.lowerBound + 1
+        while k < entries.upperBound, run[k] > run[k - 1] { k += 1 }
+        if k == entries.upperBound { return }
+        if stamps.isEmpty { stamps = [Int](repeating: -1, count: info.minorCount) }
+        for position in entries {
+            let minor = Int(run[position])
+            if stamps[minor] == major {
+                let what = info.format == .csc ? "column \(major) stores row \(minor)" : "row \(major) stores column \(minor)"
+                throw reader.fail(.corruptSparse, info.path + "/indices", "\(what) twice (entry \(firstEntry + position))")
+            }
+            stamps[minor] = major
+        }
+    }
+
     static func membership(_ ids: [Int], count: Int) -> [Bool] {
         var member = [Bool](repeating: false, count: count)
         for id in ids { member[id] = true }
@@ -259,6 +282,10 @@ struct SparseMajorWalk: SlabWalk {
         try indices.read(into: rawIndices, type: Int32.h5Type, start: [start], count: [count])
         let runIndices = UnsafeBufferPointer(start: rawIndices.assumingMemoryBound(to: Int32.self), count: count)
         try matrix.checkMinorIndices(runIndices, firstEntry: start)
+        for j in run {
+            let m = major(j)
+            try matrix.checkDistinct(runIndices, entries: (indptr[m] - start)..<(indptr[m + 1] - start), major: m, firstEntry: start)
+        }
         let filtered = minorWindow != nil || minorFilter != nil
         func keep<T: H5NativeType>(_: T.Type, _ convert: (T) -> Double) throws(AnnDataError) {
             try data.read(into: rawValues, type: T.h5Type, start: [start], count: [count])

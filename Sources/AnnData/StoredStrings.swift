@@ -19,7 +19,8 @@ extension H5Reader {
         }
     }
 
-    /// The mapped path of `forEachStoredString`; false (nothing passed to `body`) when it does not apply.
+    /// The mapped path of `forEachStoredString`; false (nothing passed to `body`) when it does not
+    /// apply. Also what `readStringDataset` checks a dataset with before libhdf5 reads it.
     func forEachHeapString(_ path: String, _ body: (UnsafeRawBufferPointer) -> Void) throws(AnnDataError) -> Bool {
         let dataset = try openDataset(path)
         let type = H5ID(H5Dget_type(dataset.id), close: H5Tclose)
@@ -30,20 +31,22 @@ extension H5Reader {
         let offset = H5Dget_offset(dataset.id)
         let count = Int(H5Sget_simple_extent_npoints(space.id))
         guard H5Tget_class(type.id) == H5T_STRING, H5Tis_variable_str(type.id) > 0,
-              H5Sget_simple_extent_ndims(space.id) == 1, count > 0, offset != haddr_t.max,
+              H5Sget_simple_extent_ndims(space.id) == 1, count > 0, count < 1 << 40, offset < 1 << 62,
               H5Pget_sizes(creation.id, &addressSize, &lengthSize) >= 0, addressSize == 8, lengthSize == 8,
               H5Pget_userblock(creation.id, &userBlock) >= 0, userBlock == 0
         else { return false }
         let elementSize = 16
-        guard Int(H5Dget_storage_size(dataset.id)) == count * elementSize,
-              let mapped = MappedFile(fileName), Int(offset) + count * elementSize <= mapped.bytes.count
+        // Every size below comes from the file: compared, never trusted in arithmetic that could wrap.
+        guard H5Dget_storage_size(dataset.id) == UInt64(count * elementSize),
+              let mapped = MappedFile(fileName), count * elementSize <= mapped.bytes.count - Int(offset)
         else { return false }
         defer { withExtendedLifetime(mapped) {} }
         let bytes = mapped.bytes
         let elements = UnsafeRawBufferPointer(rebasing: bytes[Int(offset)..<(Int(offset) + count * elementSize)])
 
         // Each element: length (4 bytes), collection address (8), object index (4). Every one is
-        // checked before any reaches `body`, so a surprise can still fall back to libhdf5.
+        // checked before any reaches `body`. One that points at no heap object is damage, not a
+        // layout we do not know: libhdf5 1.10 would read past its heap's object table with it.
         var collections: [Int: [Int]] = [:]
         var current = (address: -1, objects: [Int]())
         func object(_ element: Int) -> UnsafeRawBufferPointer? {
@@ -61,7 +64,9 @@ extension H5Reader {
                   Self.integer(bytes, current.objects[index] - 8, UInt64.self) == length else { return nil }
             return UnsafeRawBufferPointer(rebasing: bytes[current.objects[index]..<(current.objects[index] + length)])
         }
-        for element in 0..<count where object(element) == nil { return false }
+        for element in 0..<count where object(element) == nil {
+            throw fail(.corruptSparse, path, "string \(element)'s global heap reference matches no object in the file (damaged variable-length string)")
+        }
         for element in 0..<count {
             let stored = object(element)!
             let text = stored.firstIndex(of: 0).map { UnsafeRawBufferPointer(rebasing: stored[..<$0]) } ?? stored
@@ -76,8 +81,11 @@ extension H5Reader {
         return true
     }
 
+    /// A little-endian field; a 64-bit value past Int.max reads as negative, which every caller
+    /// refuses as an address or size.
     private static func integer<T: FixedWidthInteger>(_ bytes: UnsafeRawBufferPointer, _ at: Int, _: T.Type) -> Int {
-        Int(T(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: T.self)))
+        precondition(at >= 0 && at <= bytes.count - MemoryLayout<T>.size)
+        return Int(truncatingIfNeeded: T(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: T.self)))
     }
 
     /// File offsets of the data of the objects of the global heap collection at `address`, by
@@ -85,17 +93,18 @@ extension H5Reader {
     /// object its index (2 bytes), reference count (2), reserved (4), size (8) and data padded to
     /// 8 bytes, until index 0 (free space). Nil when the bytes do not hold together.
     private static func heapObjects(_ file: UnsafeRawBufferPointer, at address: Int) -> [Int]? {
-        guard address >= 0, address + 16 <= file.count, file[address..<(address + 4)].elementsEqual("GCOL".utf8),
+        guard address >= 0, address <= file.count - 16, file[address..<(address + 4)].elementsEqual("GCOL".utf8),
               file[address + 4] == 1 else { return nil }
-        let end = address + integer(file, address + 8, UInt64.self)
-        guard end <= file.count else { return nil }
+        let size = integer(file, address + 8, UInt64.self)
+        guard size >= 16, size <= file.count - address else { return nil }
+        let end = address + size
         var objects: [Int] = []
         var position = address + 16
         while position + 16 <= end {
             let index = integer(file, position, UInt16.self)
             let length = integer(file, position + 8, UInt64.self)
             guard index != 0 else { break }
-            guard length <= end - position - 16 else { return nil }
+            guard length >= 0, length <= end - position - 16 else { return nil }
             if index >= objects.count { objects += repeatElement(-1, count: index + 1 - objects.count) }
             objects[index] = position + 16
             position += 16 + (length + 7) / 8 * 8

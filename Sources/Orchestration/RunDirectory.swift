@@ -68,11 +68,17 @@ public struct RunDirectory: Sendable {
         guard header.version == Plan.currentVersion else {
             throw OrchestrationError("\(planURL.path): plan version \(header.version ?? 0) is not supported (this build reads version \(Plan.currentVersion)); plan the run again")
         }
+        let plan: Plan
         do {
-            return try JSONDecoder().decode(Plan.self, from: data)
+            plan = try JSONDecoder().decode(Plan.self, from: data)
         } catch {
             throw OrchestrationError("\(planURL.path): not a readable plan (\(error))")
         }
+        // A hand-edited or damaged plan must not reach `start..<end` with start > end.
+        for shard in plan.shards where shard.start < 0 || shard.end < shard.start {
+            throw OrchestrationError("\(planURL.path): shard \(shard.index) has units \(shard.start)..<\(shard.end)")
+        }
+        return plan
     }
 
     /// A file under the run directory, named relative to it in plan.json.

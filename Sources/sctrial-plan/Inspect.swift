@@ -23,6 +23,7 @@ struct Inspect: ParsableCommand {
     var json = false
 
     func run() throws {
+        try probeInputFile(file)
         let summary = try reportingFailure {
             try AnnDataFile(path: file).summary()
         }

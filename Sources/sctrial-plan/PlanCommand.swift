@@ -95,6 +95,7 @@ struct PlanDE: ParsableCommand {
         parameters.expPostAggregation = !noExpPostAgg
         parameters.clipValue = clipValue == "none" ? nil : Double(clipValue)
         parameters.layer = layer
+        try probeInputFile(input)
         let planned = try reportingFailure {
             try Planner.plan(DEPlanner(parameters: parameters, strict: strict), input: input, request: sharding.request,
                              run: RunDirectory(out), dryRun: sharding.dryRun, progress: ShardingOptions.progress)

@@ -39,6 +39,7 @@ struct PlanDiD: ParsableCommand {
     var sharding: ShardingOptions
 
     func run() throws {
+        try probeInputFile(input)
         let planned = try reportingFailure { () throws -> PlannedRun in
             try Planner.plan(DiDPlanner(parameters: try design.parameters(features: features, bootstrapSeed: bootstrapSeed.seed)), input: input, request: sharding.request, run: RunDirectory(out),
                                 dryRun: sharding.dryRun, progress: ShardingOptions.progress)

@@ -83,6 +83,7 @@ struct PlanGSEA: ParsableCommand {
         parameters.weight = weight
         parameters.seed = seed
         parameters.randomVersion = gseapyRng
+        if let input { try probeInputFile(input) }
         let planned = try reportingFailure { () throws -> PlannedRun in
             let source: GSEAPlanner.Source
             let path: String

@@ -11,7 +11,7 @@ struct SctrialPlan: ParsableCommand {
             (a clear one-line error names the file and the HDF5 element), 1 anything else.
             """,
         subcommands: [Inspect.self, Validate.self, PlanCommand.self, RunCommand.self, SubmitCommand.self, ReduceCommand.self, StatusCommand.self,
-                      RetryCommand.self, CancelCommand.self, ReportCommand.self])
+                      RetryCommand.self, CancelCommand.self, ReportCommand.self, ProbeCommand.self])
 
     /// OpenBLAS's idle pool is stopped before anything else runs (see BLASThreads).
     static func main() {

@@ -19,7 +19,7 @@ struct Validate: ParsableCommand {
     @Option(name: .customLong("matrix"), help: "Matrix to read: X, raw/X or a layer name (repeatable; default X, or every matrix with --all).")
     var matrices: [String] = []
 
-    @Flag(help: "Validate every matrix in the file.")
+    @Flag(help: "Validate every matrix in the file, and every obs/var column.")
     var all = false
 
     @Option(help: "Memory budget for one block, in MB.")
@@ -37,8 +37,19 @@ struct Validate: ParsableCommand {
     }
 
     func run() throws {
+        try probeInputFile(file)
         let reports = try reportingFailure { () throws -> [Report] in
             let data = try AnnDataFile(path: file)
+            if all {
+                // --all is the whole file: every obs/var column too, checked against the index
+                // (lengths, categorical codes within their categories).
+                var frames = [(data.obs, data.nObs), (data.vars, data.nVars)]
+                if let raw = try data.rawVars() { frames.append((raw, try raw.rowCount())) }
+                for (frame, rows) in frames {
+                    _ = try frame.index()
+                    for name in frame.columnNames { _ = try frame.column(name, expectedCount: rows) }
+                }
+            }
             let names = all ? try data.matrixNames() : (matrices.isEmpty ? ["X"] : matrices)
             var reports: [Report] = []
             for name in names {
