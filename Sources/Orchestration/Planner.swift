@@ -20,14 +20,14 @@ public enum Planner {
     public static func plan(_ planner: some AnalysisPlanner, input path: String, request: ShardingRequest, run: RunDirectory,
                             dryRun: Bool = false, progress: Progress? = nil) throws -> PlannedRun {
         let correction = measuredCorrection(run, analysis: planner.analysisName)
-        let layout: AnalysisLayout
+        // Reader errors, from the layout or its staging, are the analysis' input errors.
         do {
-            layout = try planner.layout(input: path, request: request, correction: correction, progress: progress)
+            let layout = try planner.layout(input: path, request: request, correction: correction, progress: progress)
+            let (plan, text) = try write(layout, input: path, request: request, run: run, dryRun: dryRun, progress: progress)
+            return PlannedRun(plan: plan, text: text, warnings: layout.warnings)
         } catch let error as AnnDataError {
             throw AnalysisError(error)
         }
-        let (plan, text) = try write(layout, input: path, request: request, run: run, dryRun: dryRun, progress: progress)
-        return PlannedRun(plan: plan, text: text, warnings: layout.warnings)
     }
 
     /// Writes the run directory of `layout` (and first, inside it, its prerequisite's) unless

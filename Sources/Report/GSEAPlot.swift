@@ -1,25 +1,19 @@
 import Foundation
+import Stats
 
 /// The GSEA enrichment plot, kept apart from any run format: it takes the ranking, one set's hit
 /// positions and the table's ES/NES, so the GSEA analysis can hand over what it stores in its
 /// run directory without this file changing.
 enum GSEAPlot {
-    /// The running enrichment score at every position of `ranked` (the gene ranking metric,
-    /// best first): each hit adds |r|^weight over the hits' total, each miss subtracts 1 over the
-    /// misses' count (GSEA's weighted Kolmogorov–Smirnov walk; weight 1 is GSEA's default).
+    /// The running enrichment score at every position of `ranked` (the gene ranking metric, best
+    /// first): the engine's RES, the same sum the leading edge is placed on (each hit adds
+    /// |r|^weight over the hits' total, each miss subtracts 1 over the misses' count). Hits that
+    /// all weigh 0 step equally, as weight 0 would.
     static func runningSum(ranked: [Double], hits: [Int], weight: Double = 1) -> [Double] {
-        let isHit = Set(hits.filter { ranked.indices.contains($0) })
-        let hitTotal = isHit.reduce(0.0) { $0 + pow(abs(ranked[$1]), weight) }
-        let missStep = 1 / Double(max(1, ranked.count - isHit.count))
-        var sum = 0.0
-        return ranked.indices.map { position in
-            if isHit.contains(position) {
-                sum += hitTotal > 0 ? pow(abs(ranked[position]), weight) / hitTotal : 1 / Double(isHit.count)
-            } else {
-                sum -= missStep
-            }
-            return sum
-        }
+        let positions = Set(hits.filter { ranked.indices.contains($0) }).sorted().map(Int32.init)
+        var weights = GSEA.weights(ranking: ranked, weight: weight)
+        if positions.allSatisfy({ weights[Int($0)] == 0 }) { weights = GSEA.weights(ranking: ranked, weight: 0) }
+        return GSEA.runningEnrichmentScore(weights: weights, hits: positions)
     }
 
     /// Three stacked panels sharing the rank axis: the running sum (with ES marked), a tick per

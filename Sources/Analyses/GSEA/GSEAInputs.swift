@@ -59,14 +59,6 @@ public struct GSEALibrary: Sendable, Equatable {
         let collection = try GeneSetCollection(gmt: text, source: path)
         return GSEALibrary(terms: collection.sets.map(\.name), genes: collection.sets.map(\.genes))
     }
-
-    /// Sets that can pass gseapy's size window against `universe` (the genes a ranking can hold).
-    func passing(universe: Set<String>, minSize: Int, maxSize: Int) -> Int {
-        genes.filter { set in
-            let k = Set(set).filter(universe.contains).count
-            return minSize <= k && k <= maxSize && k < universe.count
-        }.count
-    }
 }
 
 /// A DiD run's results read back for ranking: its rows per cell-type block in var order.

@@ -82,12 +82,14 @@ public struct GSEAPlanner: AnalysisPlanner {
             let example = library.genes.first?.prefix(3).joined(separator: ", ") ?? ""
             throw AnalysisError("\(geneSets): none of the genes of its \(library.terms.count) gene sets (e.g. \(example)) is in the ranking (e.g. \(universe.prefix(3).joined(separator: ", ")))")
         }
-        let passing = library.passing(universe: names, minSize: parameters.minSize, maxSize: parameters.maxSize)
+        // Each set's genes present in the ranking: sets outside the size window cannot be tested.
+        let tested = library.genes.map { Set($0).filter(names.contains).count }
+            .filter { parameters.minSize <= $0 && $0 <= parameters.maxSize && $0 < universe.count }
+        let passing = tested.count
         guard passing > 0 else {
             throw AnalysisError("\(geneSets): no gene set has between --min-size \(parameters.minSize) and --max-size \(parameters.maxSize) genes in the ranking (fewer than its \(universe.count) genes); gseapy would stop with 'No gene sets passed through filtering condition'")
         }
-        let hits = library.genes.map { Set($0).filter(names.contains).count }
-            .filter { parameters.minSize <= $0 && $0 <= parameters.maxSize }.reduce(0, +)
+        let hits = tested.reduce(0, +)
         let perPermutation = (Self.secondsPerGene * Double(universe.count) + Self.secondsPerHit * Double(hits))
             / Double(max(1, request.threads)) * (correction?.ratio ?? 1)
         let unitCosts = Array(repeating: perPermutation, count: blocks.count * parameters.permutations)

@@ -163,7 +163,8 @@ public protocol AnalysisPlanner: Sendable {
     var analysisName: String { get }
 
     /// Checks the design against the input (before any pass over the matrix), then lays out the
-    /// units, their costs scaled by `correction`, the shards and the read path.
+    /// units, their costs scaled by `correction`, the shards and the read path. Reader errors may
+    /// be thrown as they are: the planner turns them into analysis errors.
     func layout(input path: String, request: ShardingRequest, correction: CostCorrection?,
                 progress: (@Sendable (String) -> Void)?) throws -> AnalysisLayout
 }
