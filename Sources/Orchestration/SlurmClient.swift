@@ -28,13 +28,14 @@ public struct SlurmPolling: Sendable {
     public var maximumInterval: Duration
     /// Give up (throwing `waitTimedOut`) once the intervals waited add up to this; nil waits forever.
     public var timeout: Duration?
-    /// Consecutive failed queries tolerated (a busy controller times out now and then).
+    /// Consecutive failed queries tolerated: a busy controller times out now and then, and a
+    /// restarted one is away for a while (the default, with the backoff, rides out ~8 minutes).
     public var toleratedFailures: Int
     /// Waits between polls; tests pass one that only records.
     public var sleep: @Sendable (Duration) -> Void
 
     public init(initialInterval: Duration = .seconds(1), maximumInterval: Duration = .seconds(30), timeout: Duration? = nil,
-                toleratedFailures: Int = 5,
+                toleratedFailures: Int = 20,
                 sleep: @escaping @Sendable (Duration) -> Void = {
                     Thread.sleep(forTimeInterval: Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18)
                 }) {
@@ -49,12 +50,18 @@ public struct SlurmPolling: Sendable {
 /// Polls until every task of `jobs` has finished, with exponential backoff, and returns each task's
 /// last state. A task that disappears from Slurm's view is reported `.unknown` (gone), never
 /// `.completed`: the caller checks the run directory's marker files to know what was done.
+///
+/// A task Slurm requeues (after a node failure or a preemption) can show NODE_FAIL or PREEMPTED
+/// for a moment before it is pending again: such an ending counts only when the next poll still
+/// shows it, so requeued tasks are followed rather than taken as failed.
 public func waitUntilDone(jobs: [JobID], client: some SlurmClient, polling: SlurmPolling = SlurmPolling(),
-                          progress: ([JobID: JobState]) -> Void = { _ in }) throws(SlurmError) -> [JobID: JobState] {
+                          progress: ([JobID: JobState]) -> Void = { _ in },
+                          problem: (SlurmError) -> Void = { _ in }) throws(SlurmError) -> [JobID: JobState] {
     var known: [JobID: JobState] = [:]
     var interval = polling.initialInterval
     var waited = Duration.zero
     var failures = 0
+    var unconfirmed: [JobID: JobState] = [:]
     while true {
         do {
             let now = try client.states(of: jobs)
@@ -66,10 +73,15 @@ public func waitUntilDone(jobs: [JobID], client: some SlurmClient, polling: Slur
                 known[job] = nil
             }
             progress(known)
-            if known.values.allSatisfy(\.isFinished) { return known }
+            if known.values.allSatisfy(\.isFinished) {
+                let requeueable = known.filter { $0.value == .nodeFailure || $0.value == .preempted }
+                if requeueable.isEmpty || requeueable == unconfirmed { return known }
+                unconfirmed = requeueable
+            }
         } catch {
             failures += 1
             if failures > polling.toleratedFailures { throw error }
+            problem(error)
         }
         if let timeout = polling.timeout, waited >= timeout {
             throw .waitTimedOut(seconds: Int(timeout.seconds.rounded()), unfinished: known.filter { !$0.value.isFinished }.keys.sorted())

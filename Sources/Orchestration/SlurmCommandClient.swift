@@ -59,6 +59,62 @@ public struct SlurmCommandClient: SlurmClient {
         return size
     }
 
+    /// The ceilings of `partition` (the default partition when nil) from `scontrol show
+    /// partition` and the RealMemory of its nodes; nil when scontrol cannot say.
+    public func partitionLimits(_ partition: String?) throws(SlurmError) -> SlurmPartitionLimits {
+        let partitions = try run("scontrol", ["show", "partition", "--oneliner"] + (partition.map { [$0] } ?? []))
+        let nodes = try run("scontrol", ["show", "node", "--oneliner"])
+        guard let limits = Self.parsePartitionLimits(partitions: partitions, nodes: nodes, partition: partition) else {
+            throw .unreadableOutput(source: "scontrol show partition", detail: partition.map { "no partition '\($0)'" } ?? "no default partition")
+        }
+        return limits
+    }
+
+    /// `scontrol show partition/node --oneliner` lines to the partition's ceilings.
+    static func parsePartitionLimits(partitions: String, nodes: String, partition: String?) -> SlurmPartitionLimits? {
+        func fields(_ line: Substring) -> [String: String] {
+            var result: [String: String] = [:]
+            for word in line.split(separator: " ") {
+                let pair = word.split(separator: "=", maxSplits: 1)
+                if pair.count == 2 { result[String(pair[0])] = String(pair[1]) }
+            }
+            return result
+        }
+        let all = partitions.split(whereSeparator: \.isNewline).map(fields)
+        guard let chosen = all.first(where: { partition == nil ? $0["Default"] == "YES" : $0["PartitionName"] == partition }),
+              let name = chosen["PartitionName"] else { return nil }
+        var limits = SlurmPartitionLimits()
+        if let text = chosen["MaxTime"], text != "UNLIMITED" { limits.maxTimeMinutes = minutes(slurmTime: text) }
+        if let text = chosen["MaxMemPerNode"], let value = Int(text) { limits.maxMemoryMB = value }
+        let memories = nodes.split(whereSeparator: \.isNewline).map(fields).filter {
+            ($0["Partitions"] ?? "").split(separator: ",").contains(Substring(name))
+        }.compactMap { $0["RealMemory"].flatMap(Int.init) }
+        if let largest = memories.max() { limits.maxMemoryMB = min(limits.maxMemoryMB ?? largest, largest) }
+        return limits
+    }
+
+    /// Slurm's printed durations: "MM", "HH:MM:SS", "D-HH:MM:SS" (seconds round up).
+    static func minutes(slurmTime text: String) -> Int? {
+        var days = 0
+        var rest = Substring(text)
+        if let dash = rest.firstIndex(of: "-") {
+            guard let value = Int(rest[..<dash]) else { return nil }
+            days = value
+            rest = rest[rest.index(after: dash)...]
+        }
+        let parts = rest.split(separator: ":").map { Int($0) }
+        guard !parts.contains(nil) else { return nil }
+        let values = parts.map { $0! }
+        let seconds: Int
+        switch values.count {
+        case 1: seconds = values[0] * 60
+        case 2: seconds = values[0] * 60 + values[1]
+        case 3: seconds = values[0] * 3600 + values[1] * 60 + values[2]
+        default: return nil
+        }
+        return days * 1440 + (seconds + 59) / 60
+    }
+
     /// False when slurm.conf says accounting_storage/none: then sacct has nothing to say.
     public func accountingEnabled() throws(SlurmError) -> Bool {
         try configValue("AccountingStorageType") != "accounting_storage/none"

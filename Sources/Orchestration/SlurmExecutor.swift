@@ -7,6 +7,15 @@ public struct SlurmJobs: Codable, Sendable, Equatable {
         /// Shard = offset + array task id.
         public var offset: Int
         public var shards: [Int]
+        /// What each task was given (absent in runs submitted before 0.4): a retry after a
+        /// TIMEOUT or a memory kill scales these.
+        public var timeLimitMinutes: Int?
+        public var memoryMB: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case job, offset, shards
+            case timeLimitMinutes = "time_limit_minutes", memoryMB = "memory_mb"
+        }
     }
 
     public struct Submission: Codable, Sendable, Equatable {
@@ -33,14 +42,17 @@ public struct SlurmJobs: Codable, Sendable, Equatable {
     }
 
     /// The array task that last ran (or runs) each shard.
-    var taskOfShard: [Int: JobID] {
-        var tasks: [Int: JobID] = [:]
+    var taskOfShard: [Int: JobID] { lastArrayOfShard.mapValues { JobID($0.job, task: $0.shard - $0.array.offset) } }
+
+    /// The array that last ran (or runs) each shard.
+    var lastArrayOfShard: [Int: (job: Int, shard: Int, array: ArrayJob)] {
+        var arrays: [Int: (job: Int, shard: Int, array: ArrayJob)] = [:]
         for submission in submissions {
             for array in submission.arrays {
-                for shard in array.shards { tasks[shard] = JobID(array.job, task: shard - array.offset) }
+                for shard in array.shards { arrays[shard] = (array.job, shard, array) }
             }
         }
-        return tasks
+        return arrays
     }
 
     var allJobs: [JobID] {
@@ -72,18 +84,43 @@ public struct SlurmExecutor {
     public let via: String
     public let planner: String
     public let worker: String
+    /// The ceilings an escalated retry stays under; nil when unknown (then it is not capped).
+    public let partitionLimits: @Sendable (String?) -> SlurmPartitionLimits?
 
-    public init(client: any SlurmClient, via: String, planner: String, worker: String) {
+    public init(client: any SlurmClient, via: String, planner: String, worker: String,
+                partitionLimits: @escaping @Sendable (String?) -> SlurmPartitionLimits? = { try? SlurmCommandClient().partitionLimits($0) }) {
         self.client = client
         self.via = via
         self.planner = planner
         self.worker = worker
+        self.partitionLimits = partitionLimits
+    }
+
+    /// Shards submitted with the same resources: one array (or several over MaxArraySize).
+    public struct ShardGroup: Sendable, Equatable {
+        public var shards: [Int]
+        public var resources: SlurmResources
+
+        public init(shards: [Int], resources: SlurmResources) {
+            self.shards = shards
+            self.resources = resources
+        }
     }
 
     /// Submits `shards` (default: every shard without a valid marker) and the reducer; first the
     /// plan's prerequisite run when it is not reduced yet, the shards then waiting for its reducer.
     @discardableResult
     public func submit(_ run: RunDirectory, options: SlurmSubmitOptions, shards requested: [Int]? = nil,
+                       withReduce: Bool = true) throws -> SlurmJobs.Submission {
+        let plan = try run.readPlan()
+        let shards = requested ?? plan.shards.indices.filter { !ShardWorker.isDone(plan, run: run, shard: $0) }
+        let resources = Self.resources(plan, run: run, options: options, shards: shards)
+        return try submit(run, groups: [ShardGroup(shards: shards, resources: resources)], options: options, withReduce: withReduce)
+    }
+
+    /// Submits each group as its own array(s) with its own resources, then the reducer after all.
+    @discardableResult
+    public func submit(_ run: RunDirectory, groups: [ShardGroup], options: SlurmSubmitOptions,
                        withReduce: Bool = true) throws -> SlurmJobs.Submission {
         let plan = try run.readPlan()
         try run.create()
@@ -95,22 +132,22 @@ public struct SlurmExecutor {
             }
         }
         let waitFor = prerequisiteJobs.isEmpty ? nil : SlurmDependency(afterOK: prerequisiteJobs)
-        let shards = requested ?? plan.shards.indices.filter { !ShardWorker.isDone(plan, run: run, shard: $0) }
-        let resources = Self.resources(plan, run: run, options: options, shards: shards)
         let name = "sct-\(plan.runID)"
         var arrays: [SlurmJobs.ArrayJob] = []
         var arrayJobs: [JobID] = []
         let scripts = run.url.appendingPathComponent("slurm")
         try FileManager.default.createDirectory(at: scripts, withIntermediateDirectories: true)
-        if !shards.isEmpty {
-            let parts = try SlurmArraySplit.parts(shards: shards, maxArraySize: try client.maxArraySize())
-            for part in parts {
+        let nonEmpty = groups.filter { !$0.shards.isEmpty }
+        let maxArraySize = nonEmpty.isEmpty ? SlurmArraySplit.defaultMaxArraySize : try client.maxArraySize()
+        for group in nonEmpty {
+            for part in try SlurmArraySplit.parts(shards: group.shards, maxArraySize: maxArraySize) {
                 let request = try SlurmTemplate.shardArrayRequest(name: name, run: run.path, worker: workerCommand(options, plan: plan, run: run),
-                                                                  part: part, throttle: options.maxConcurrent, resources: resources,
+                                                                  part: part, throttle: options.maxConcurrent, resources: group.resources,
                                                                   dependency: waitFor)
                 try AtomicFile.write(Data(request.script.utf8), to: scripts.appendingPathComponent("array-offset-\(part.offset).sbatch"))
                 let job = try client.submit(request)
-                arrays.append(.init(job: job.id, offset: part.offset, shards: part.shards))
+                arrays.append(.init(job: job.id, offset: part.offset, shards: part.shards,
+                                    timeLimitMinutes: group.resources.timeLimitMinutes, memoryMB: group.resources.memoryMB))
                 arrayJobs.append(job)
             }
         }
@@ -128,6 +165,71 @@ public struct SlurmExecutor {
         jobs.submissions.append(submission)
         try jobs.write(run)
         return submission
+    }
+
+    /// Why each shard that is not done and no longer queued ended as it did: Slurm's view of its
+    /// last task, that task's log, and the worker's failure record (see `SlurmFault`).
+    public func faults(_ run: RunDirectory) throws -> [Int: SlurmFault] {
+        let plan = try run.readPlan()
+        guard let jobs = SlurmJobs.read(run) else { return [:] }
+        let tasks = jobs.taskOfShard
+        let open = plan.shards.indices.filter { !ShardWorker.isDone(plan, run: run, shard: $0) && !ShardLock.isHeld(run.lockURL($0)) }
+        let wanted = open.compactMap { tasks[$0] }
+        let states = wanted.isEmpty ? [:] : try client.states(of: Array(Set(wanted.map(\.job))))
+        var faults: [Int: SlurmFault] = [:]
+        for shard in open {
+            guard let task = tasks[shard] else { continue }
+            let state = states[task].flatMap { $0 == .unknown ? nil : $0 }
+            let log = try? String(contentsOf: run.logsURL.appendingPathComponent("slurm-\(task.id)_\(task.task ?? 0).out"), encoding: .utf8)
+            if let fault = SlurmFault.classify(task: task, state: state, log: log, failure: ShardFailure.read(run.failureURL(shard))) {
+                faults[shard] = fault
+            }
+        }
+        return faults
+    }
+
+    /// What resubmitting the faulted shards takes: groups by resources (escalated after a
+    /// TIMEOUT or a memory kill, unless `options` fix --time/--mem), the changes made, and the
+    /// shards that cannot be helped (already at the partition's ceiling).
+    public struct RetryPlan: Sendable {
+        public var groups: [ShardGroup]
+        /// Per shard whose resources grew: "shard 3: time 10 → 20 min".
+        public var changes: [String]
+        /// Shards whose fault escalation cannot fix: at the partition's limit.
+        public var unfit: [(shard: Int, fault: SlurmFault)]
+        public var shards: [Int] { groups.flatMap(\.shards).sorted() }
+    }
+
+    public func retryPlan(_ run: RunDirectory, shards: [Int], faults: [Int: SlurmFault], options: SlurmSubmitOptions) throws -> RetryPlan {
+        let plan = try run.readPlan()
+        let base = Self.resources(plan, run: run, options: options, shards: shards)
+        let arrays = SlurmJobs.read(run)?.lastArrayOfShard ?? [:]
+        let limits = faults.values.contains { $0.cause == .timeout || $0.cause == .outOfMemory } ? partitionLimits(options.partition) : nil
+        var byResources: [SlurmResources: [Int]] = [:]
+        var changes: [String] = []
+        var unfit: [(Int, SlurmFault)] = []
+        for shard in shards.sorted() {
+            var resources = base
+            if let fault = faults[shard], let array = arrays[shard]?.array {
+                var previous = base
+                previous.timeLimitMinutes = array.timeLimitMinutes ?? base.timeLimitMinutes
+                previous.memoryMB = array.memoryMB ?? base.memoryMB
+                guard let outcome = SlurmEscalation.resources(after: fault, previous: previous, limits: limits) else {
+                    unfit.append((shard, fault))
+                    continue
+                }
+                // Explicit --time/--mem win over escalation.
+                resources.timeLimitMinutes = options.timeMinutes ?? outcome.resources.timeLimitMinutes
+                resources.memoryMB = options.memoryMB ?? outcome.resources.memoryMB
+                if let change = outcome.change,
+                   fault.cause == .timeout && options.timeMinutes == nil || fault.cause == .outOfMemory && options.memoryMB == nil {
+                    changes.append("shard \(shard): \(change) after \(fault.description)")
+                }
+            }
+            byResources[resources, default: []].append(shard)
+        }
+        let groups = byResources.map { ShardGroup(shards: $0.value, resources: $0.key) }.sorted { $0.shards[0] < $1.shards[0] }
+        return RetryPlan(groups: groups, changes: changes, unfit: unfit)
     }
 
     func workerCommand(_ options: SlurmSubmitOptions, plan: Plan, run: RunDirectory) -> [String] {
@@ -173,12 +275,14 @@ public struct SlurmExecutor {
         }
         let jobs = last.arrays.map { JobID($0.job) } + (last.reduce.map { [JobID($0)] } ?? [])
         var reported = ""
-        _ = try waitUntilDone(jobs: jobs, client: client, polling: polling) { states in
+        _ = try waitUntilDone(jobs: jobs, client: client, polling: polling, progress: { states in
             let finished = states.filter { $0.key.task != nil && $0.value.isFinished }.count
             let tasks = states.keys.filter { $0.task != nil }.count
             let line = "\(finished)/\(tasks) shard tasks finished"
             if line != reported { reported = line; progress(line) }
-        }
+        }, problem: { error in
+            progress("Slurm did not answer (\(error)); still waiting")
+        })
         let status = try RunStatus.read(run)
         return status.done == status.total && status.reduced
     }
@@ -191,25 +295,28 @@ public struct SlurmExecutor {
     }
 
     /// The run directory's status with Slurm's view of the shards that are not done: pending or
-    /// running per their array task; a task Slurm lost or failed shows as failed or missing only
-    /// from the run directory's records.
+    /// running per their array task; a finished task without a marker shows as failed with why
+    /// (TIMEOUT, memory, node, preemption: `SlurmFault`), from Slurm or the task's log.
     public func status(_ run: RunDirectory) throws -> RunStatus {
         var status = try RunStatus.read(run)
         guard let jobs = SlurmJobs.read(run) else { return status }
         let tasks = jobs.taskOfShard
         let wanted = status.shards.filter { $0.state != .done }.compactMap { tasks[$0.index] }
         guard !wanted.isEmpty else { return status }
-        let states = try client.states(of: Array(Set(wanted.map { JobID($0.id) })))
-        for (position, shard) in status.shards.enumerated() where shard.state != .done {
-            guard let task = tasks[shard.index], let state = states[task] else { continue }
+        let states = try client.states(of: Array(Set(wanted.map(\.job))))
+        for (position, shard) in status.shards.enumerated() where shard.state != .done && shard.state != .running {
+            guard let task = tasks[shard.index] else { continue }
+            let state = states[task].flatMap { $0 == .unknown ? nil : $0 }
             switch state {
             case .pending: status.shards[position].state = .pending
             case .running: status.shards[position].state = .running
-            case .failed, .timeout, .cancelled:
+            default:
+                let log = try? String(contentsOf: run.logsURL.appendingPathComponent("slurm-\(task.id)_\(task.task ?? 0).out"), encoding: .utf8)
+                guard let fault = SlurmFault.classify(task: task, state: state, log: log, failure: ShardFailure.read(run.failureURL(shard.index))),
+                      fault.cause != .vanished else { continue }  // missing, whatever Slurm remembers
                 status.shards[position].state = .failed
-                status.shards[position].message = status.shards[position].message ?? "Slurm task \(task) \(state.rawValue)"
-            case .completed, .unknown:
-                break  // no marker: missing, whatever Slurm remembers
+                status.shards[position].message = fault.cause == .failed || fault.cause == .temporary
+                    ? status.shards[position].message ?? fault.description : fault.description
             }
         }
         status.recount()

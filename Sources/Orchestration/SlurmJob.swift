@@ -36,6 +36,13 @@ public struct JobID: Hashable, Sendable, Comparable, CustomStringConvertible {
 /// directory's marker files, not Slurm, then say whether the work was done.
 public enum JobState: String, Sendable, Hashable, CaseIterable {
     case pending, running, completed, failed, cancelled, timeout, unknown
+    /// Killed over its memory (cgroups); 22.05 without cgroups says `failed` and only the task's
+    /// log tells (see `SlurmFault`).
+    case outOfMemory = "out_of_memory"
+    /// Lost with its node and not requeued.
+    case nodeFailure = "node_failure"
+    /// Preempted and not requeued (a requeued job is pending again).
+    case preempted
 
     /// Nothing more will happen to the job by itself.
     public var isFinished: Bool { self != .pending && self != .running }
@@ -51,8 +58,11 @@ public enum JobState: String, Sendable, Hashable, CaseIterable {
         case "RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "RESIZING", "UPDATE_DB":
             self = .running
         case "COMPLETED": self = .completed
-        case "FAILED", "NODE_FAIL", "BOOT_FAIL", "OUT_OF_MEMORY", "DEADLINE", "PREEMPTED", "REVOKED":
+        case "FAILED", "BOOT_FAIL", "DEADLINE", "REVOKED":
             self = .failed
+        case "OUT_OF_MEMORY": self = .outOfMemory
+        case "NODE_FAIL": self = .nodeFailure
+        case "PREEMPTED": self = .preempted
         case "CANCELLED": self = .cancelled
         case "TIMEOUT": self = .timeout
         default: self = .unknown

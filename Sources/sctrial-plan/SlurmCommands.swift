@@ -145,6 +145,14 @@ struct SubmitCommand: ParsableCommand {
     @Flag(help: "Run shard 0 alone first, then size --time/--mem of the rest from its measured seconds and peak RSS.")
     var pilot = false
 
+    @Option(help: ArgumentHelp("With --wait: resubmit shards that Slurm killed or lost up to N times (TIMEOUT: twice the time; out of memory: the measured overrun, at least twice the memory; node failure, preemption: the same).", valueName: "N"))
+    var autoRetry = 0
+
+    func validate() throws {
+        guard autoRetry >= 0 else { throw ValidationError("--auto-retry must be 0 or more") }
+        guard autoRetry == 0 || wait else { throw ValidationError("--auto-retry needs --wait (it resubmits when the wait ends)") }
+    }
+
     func run() throws {
         let run = RunDirectory(runDirectory)
         var report = ""
@@ -164,7 +172,7 @@ struct SubmitCommand: ParsableCommand {
             let arrays = submission.arrays.map { "\($0.job) (shards \($0.shards.first ?? 0)-\($0.shards.last ?? 0))" }
             note("submitted \(arrays.isEmpty ? "no shard (all done)" : "array job" + (arrays.count > 1 ? "s " : " ") + arrays.joined(separator: ", ")); reduce job \(submission.reduce.map(String.init) ?? "-") (\(submission.via))")
             guard wait else { return true }
-            let ok = try executor.wait(run, polling: SlurmPolling(), progress: { note($0) })
+            let ok = try waitRetrying(executor, run: run, options: options, autoRetry: autoRetry)
             if !ok { report = (try? executor.status(run).text) ?? "" }
             return ok
         }
@@ -179,8 +187,17 @@ struct SubmitCommand: ParsableCommand {
 struct RetryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "retry",
-        abstract: "Resubmit only the failed or missing shards (one array, e.g. --array=3,7,12) and the reducer.",
-        discussion: "Shards with a valid done marker are never resubmitted. Same options as submit.")
+        abstract: "Resubmit only the failed or missing shards (e.g. --array=3,7,12) and the reducer.",
+        discussion: """
+            Shards with a valid done marker, and shards still pending or running in Slurm, are never \
+            resubmitted. Why each shard failed comes from Slurm and from its task's log \
+            (RUN/logs/slurm-*.out): a shard killed at its time limit (TIMEOUT) gets twice the time, one \
+            killed over its memory gets the measured overrun with a quarter of headroom, at least twice \
+            the memory; both are capped by the partition's MaxTime and its nodes' memory, and a shard \
+            already at the cap is reported instead of resubmitted. --time/--mem given here win. \
+            Other shards (node failure, preemption, a worker error you have fixed) go with the same \
+            resources. Same options as submit.
+            """)
 
     @Argument(help: "The run directory.")
     var runDirectory: String
@@ -191,20 +208,70 @@ struct RetryCommand: ParsableCommand {
     @Flag(help: "Wait until the reduce job ends; exit non-zero if the run failed.")
     var wait = false
 
+    @Option(help: ArgumentHelp("With --wait: resubmit shards that Slurm killed or lost again, up to N more times.", valueName: "N"))
+    var autoRetry = 0
+
+    func validate() throws {
+        guard autoRetry >= 0 else { throw ValidationError("--auto-retry must be 0 or more") }
+        guard autoRetry == 0 || wait else { throw ValidationError("--auto-retry needs --wait (it resubmits when the wait ends)") }
+    }
+
     func run() throws {
         let run = RunDirectory(runDirectory)
         let ok = try reportingFailure { () throws -> Bool in
             let options = try resources.options()
             let executor = try connection.executor(recorded: SlurmJobs.read(run)?.submissions.last?.via)
-            let status = try RunStatus.read(run)
-            let redo = status.shards.filter { $0.state != .done && $0.state != .running }.map(\.index)
-            let submission = try executor.submit(run, options: options, shards: redo, withReduce: true)
-            note("resubmitted \(redo.count) shard\(redo.count == 1 ? "" : "s")\(redo.isEmpty ? "" : " (\(redo.prefix(12).map(String.init).joined(separator: ","))\(redo.count > 12 ? ",…" : ""))") as \(submission.arrays.map { String($0.job) }.joined(separator: ", ")); reduce job \(submission.reduce.map(String.init) ?? "-")")
+            guard try resubmit(executor, run: run, options: options, onlyRetryable: false) else { return false }
             guard wait else { return true }
-            return try executor.wait(run, polling: SlurmPolling(), progress: { note($0) })
+            return try waitRetrying(executor, run: run, options: options, autoRetry: autoRetry)
         }
         if !ok { FileHandle.standardError.write(Data("sctrial-plan: error: \(run.path): the run failed\n".utf8)); throw ExitCode(1) }
     }
+}
+
+/// Waits for the run; while it failed and attempts are left, resubmits what Slurm killed or lost.
+func waitRetrying(_ executor: SlurmExecutor, run: RunDirectory, options: SlurmSubmitOptions, autoRetry: Int) throws -> Bool {
+    var ok = try executor.wait(run, polling: SlurmPolling(), progress: { note($0) })
+    // The --time/--mem given are where escalation starts (jobs.json records them per array).
+    var escalating = options
+    escalating.timeMinutes = nil
+    escalating.memoryMB = nil
+    var attempt = 0
+    while !ok && attempt < autoRetry {
+        attempt += 1
+        note("auto-retry \(attempt)/\(autoRetry):")
+        guard try resubmit(executor, run: run, options: escalating, onlyRetryable: true) else { return false }
+        ok = try executor.wait(run, polling: SlurmPolling(), progress: { note($0) })
+    }
+    return ok
+}
+
+/// Resubmits the shards that are neither done nor queued, with resources escalated by why they
+/// failed, and the reducer; false (having said why) when there is nothing it may resubmit:
+/// `onlyRetryable` refuses a person's cancel and worker errors, and a shard already at the
+/// partition's ceiling is never resubmitted.
+func resubmit(_ executor: SlurmExecutor, run: RunDirectory, options: SlurmSubmitOptions, onlyRetryable: Bool) throws -> Bool {
+    let status = try executor.status(run)
+    let faults = try executor.faults(run)
+    let redo = status.shards.filter { $0.state != .done && $0.state != .running && $0.state != .pending }.map(\.index)
+    if onlyRetryable {
+        let fatal = redo.compactMap { shard in faults[shard].flatMap { $0.isRetryable ? nil : "shard \(shard): \($0.description)" } }
+        guard fatal.isEmpty else {
+            note("not resubmitting: " + fatal.prefix(5).joined(separator: "; ") + (fatal.count > 5 ? "; …" : "")
+                 + " (fix the cause, then `sctrial-plan retry \(run.path)`)")
+            return false
+        }
+    }
+    let plan = try executor.retryPlan(run, shards: redo, faults: faults, options: options)
+    for change in plan.changes { note(change) }
+    guard plan.unfit.isEmpty else {
+        let shown = plan.unfit.prefix(5).map { "shard \($0.shard): \($0.fault.description)" }.joined(separator: "; ")
+        note("not resubmitting: \(shown): already at the partition's limit (choose a larger --partition, or plan more shards)")
+        return false
+    }
+    let submission = try executor.submit(run, groups: plan.groups, options: options, withReduce: !status.reduced || !redo.isEmpty)
+    note("resubmitted \(redo.count) shard\(redo.count == 1 ? "" : "s")\(redo.isEmpty ? "" : " (\(redo.prefix(12).map(String.init).joined(separator: ","))\(redo.count > 12 ? ",…" : ""))") as \(submission.arrays.map { String($0.job) }.joined(separator: ", ")); reduce job \(submission.reduce.map(String.init) ?? "-")")
+    return true
 }
 
 struct CancelCommand: ParsableCommand {

@@ -18,13 +18,14 @@ import Testing
         let cases: [(String, JobState)] = [
             ("PENDING", .pending), ("CONFIGURING", .pending), ("REQUEUED", .pending),
             ("RUNNING", .running), ("COMPLETING", .running), ("SUSPENDED", .running),
-            ("COMPLETED", .completed), ("FAILED", .failed), ("OUT_OF_MEMORY", .failed), ("NODE_FAIL", .failed),
+            ("COMPLETED", .completed), ("FAILED", .failed), ("OUT_OF_MEMORY", .outOfMemory), ("NODE_FAIL", .nodeFailure),
+            ("PREEMPTED", .preempted), ("BOOT_FAIL", .failed), ("DEADLINE", .failed),
             ("CANCELLED by 0", .cancelled), ("CANCELLED+", .cancelled), ("TIMEOUT", .timeout),
             ("completed", .completed), ("", .unknown), ("SOMETHING_NEW", .unknown),
         ]
         for (text, state) in cases { #expect(JobState(slurm: text) == state, "\(text)") }
         #expect(!JobState.pending.isFinished && !JobState.running.isFinished)
-        #expect([JobState.completed, .failed, .cancelled, .timeout, .unknown].allSatisfy { $0.isFinished })
+        #expect([JobState.completed, .failed, .cancelled, .timeout, .unknown, .outOfMemory, .nodeFailure, .preempted].allSatisfy { $0.isFinished })
     }
 
     @Test func arrayIndicesFoldRunsAndParseSlurmsForms() {
