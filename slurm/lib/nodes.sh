@@ -197,15 +197,24 @@ nodes_all_running() {
   for name in $(nodes_names); do [ -e "/run/netns/$(nodes_netns "$name")" ] || return 1; done
 }
 
+nodes_recorded() {  # the nodes whose slurmd left a pid file, whatever SCTRIAL_SLURM_NODES says now
+  local file
+  for file in "$DIR"/run/slurmd-*.pid; do
+    [ -e "$file" ] || continue
+    file="${file##*/slurmd-}"
+    echo "${file%.pid}"
+  done
+}
+
 nodes_any_slurmd() {
   local name
-  for name in $(nodes_names); do nodes_slurmd_pid "$name" >/dev/null && return 0; done
+  for name in $(nodes_recorded); do nodes_slurmd_pid "$name" >/dev/null && return 0; done
   return 1
 }
 
 nodes_stop_slurmds() {
   local name pid
-  for name in $(nodes_names); do
+  for name in $(nodes_recorded); do
     if pid="$(nodes_slurmd_pid "$name")"; then
       log "stopping slurmd on $name ($pid)"
       kill "$pid" 2>/dev/null || true
