@@ -26,7 +26,7 @@ eval "$cluster"
 swift test --skip-build "$@"
 # Then a cluster of three hosts (slurmctld and three slurmd, each in network and UTS namespaces of
 # its own; needs root) in a directory of its own, for the multi-node suite only: shards spread over
-# the nodes, and a node killed mid-array has its task requeued elsewhere (about 5 minutes).
+# the nodes, and a node killed mid-array has its task requeued elsewhere (4–5 minutes on 2 cores).
 # SCTRIAL_MULTINODE=0 skips it.
 if [ "${SCTRIAL_MULTINODE:-1}" != 0 ]; then
   multinode_dir="${SCTRIAL_MULTINODE_DIR:-/tmp/sctrial-slurm-multinode}"

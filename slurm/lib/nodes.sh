@@ -128,9 +128,9 @@ nodes_down() {
 
 # The slurm.conf lines of a multi-node cluster replace the single node's: the controller as host
 # ctld, one NodeName line per node, per-node slurmd files, and a short SlurmdTimeout so a lost node
-# is noticed (and its batch jobs requeued, JobRequeue's default) within seconds, and started again
-# 20 s later rather than Slurm's default two minutes (cred_expire). Every daemon is
-# alone in its network namespace, so they bind to any address there (no CommunicationParameters).
+# is noticed (and its batch jobs requeued, JobRequeue's default) within half a minute, and started
+# again 20 s later rather than Slurm's default two minutes (cred_expire). Every daemon is alone in
+# its network namespace, so they bind to any address there (no CommunicationParameters).
 nodes_rewrite_config() {
   nodes_multi || return 0
   local ctld nodes name tmp="$CONF.tmp"
@@ -167,7 +167,7 @@ nodes_exec() {  # nodes_exec NAME COMMAND...
 
 nodes_slurmd_pid() { pid_of "slurmd-$1"; }
 
-nodes_start_slurmd() {  # nodes_start_slurmd NAME: slurmd of node NAME, through start_daemon
+nodes_start_slurmd() {  # nodes_start_slurmd NAME: slurmd of node NAME, through daemon_exec
   local name="$1"
   mkdir -p "$DIR/spool/$name"
   log "starting slurmd on $name ($(nodes_addr "$name"))"
