@@ -4,6 +4,8 @@
 #   eval "$(slurm/local-cluster.sh start)"   # munged, slurmctld, slurmd, slurmrestd (JWT); prints exports
 #   slurm/local-cluster.sh status            # which daemons run, with their pids
 #   slurm/local-cluster.sh stop              # cancels jobs, stops every daemon it started
+#   slurm/local-cluster.sh kill-node NAME    # several nodes: kill -9 all that runs on node NAME
+#   slurm/local-cluster.sh revive-node NAME  # several nodes: start node NAME's slurmd again
 #
 # `start` prints ONLY `export` lines on stdout (SLURM_CONF, SLURM_JWT, SLURMRESTD_URL); progress
 # goes to stderr. It is idempotent: a healthy cluster with the same settings is reused (with a
@@ -14,9 +16,15 @@
 #   SCTRIAL_SLURM_DIR              private directory (default /tmp/sctrial-slurm)
 #   SCTRIAL_SLURM_MAX_ARRAY_SIZE   the controller's MaxArraySize (default 1001, Slurm's default)
 #   SCTRIAL_SLURM_TOKEN_LIFESPAN   seconds the printed SLURM_JWT stays valid (default 86400)
+#   SCTRIAL_SLURM_NODES            compute nodes (default 1: one slurmd on 127.0.0.1). With 2 or more,
+#                                  each is a host of its own (network and UTS namespaces on a private
+#                                  bridge; root only): see slurm/lib/nodes.sh. `start` then also
+#                                  prints SCTRIAL_SLURM_NODES.
+#   SCTRIAL_SLURM_NODE_CPUS, SCTRIAL_SLURM_NODE_MEMORY_MB  what each of those nodes offers (2, 8192; the reduce job asks 4096 MB)
 #
-# Everything listens on 127.0.0.1 only, on ports found free at start. munged runs with its own key
-# and socket in the directory, so a system munge (if any) is neither used nor disturbed.
+# Everything listens on 127.0.0.1 only (on the nodes' private bridge with several nodes), on ports
+# found free at start. munged runs with its own key and socket in the directory, so a system munge
+# (if any) is neither used nor disturbed.
 set -euo pipefail
 
 DIR="${SCTRIAL_SLURM_DIR:-/tmp/sctrial-slurm}"
@@ -33,6 +41,25 @@ die() { echo "local-cluster: error: $*" >&2; exit 1; }
 case "$MAX_ARRAY_SIZE" in ''|*[!0-9]*) die "SCTRIAL_SLURM_MAX_ARRAY_SIZE must be a positive integer, not '$MAX_ARRAY_SIZE'";; esac
 case "$TOKEN_LIFESPAN" in ''|*[!0-9]*) die "SCTRIAL_SLURM_TOKEN_LIFESPAN must be a number of seconds, not '$TOKEN_LIFESPAN'";; esac
 [ "$MAX_ARRAY_SIZE" -ge 1 ] || die "SCTRIAL_SLURM_MAX_ARRAY_SIZE must be at least 1"
+
+# A SLURM_JWT from an earlier `eval "$(… start)"` (this cluster's or another's) would make this
+# script's commands and daemons authenticate with it: slurmctld then refuses to start ("AuthType
+# change requires restart") and another cluster's token is refused. Only the caller uses the token.
+unset SLURM_JWT
+
+# Every daemon starts through here, in a subshell it replaces: `(daemon_exec [--node NAME] COMMAND...)`.
+# COMMAND carries this cluster's marker; with --node it runs as that compute node (slurm/lib/nodes.sh).
+daemon_exec() {
+  if [ "${1:-}" = --node ]; then local node="$2"; shift 2; nodes_exec "$node" env "$MARKER" "$@"; fi
+  exec env "$MARKER" "$@"
+}
+
+# --- several compute nodes (SCTRIAL_SLURM_NODES >= 2) ----------------------------------------------
+# shellcheck source=lib/nodes.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/nodes.sh"
+# Where slurmrestd listens: on the nodes' bridge when there are several.
+rest_addr() { if nodes_multi; then nodes_bridge_addr; else echo 127.0.0.1; fi; }
+# ----------------------------------------------------------------------------------------------------
 
 ensure_packages() {
   local missing=()
@@ -83,7 +110,10 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
 }
 
 # What a running cluster must match to be reused: the settings and this script's own text.
-settings() { echo "max_array_size=$MAX_ARRAY_SIZE script=$(cksum <"${BASH_SOURCE[0]}")"; }
+settings() {
+  echo "max_array_size=$MAX_ARRAY_SIZE script=$(cksum <"${BASH_SOURCE[0]}")"
+  if nodes_multi; then echo "nodes=$NODES cpus=$NODE_CPUS memory=$NODE_MEMORY_MB lib=$(cksum <"$(dirname "${BASH_SOURCE[0]}")/lib/nodes.sh")"; fi
+}
 
 write_config() {
   local node ctld_port slurmd_port rest_port hw
@@ -141,6 +171,7 @@ MailProg=/bin/true
 NodeName=$node NodeAddr=127.0.0.1 NodeHostname=$node $hw State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
+  nodes_rewrite_config
   echo "$rest_port" >"$DIR/etc/slurmrestd.port"
   settings >"$DIR/etc/settings"
 }
@@ -149,9 +180,9 @@ start_munge() {
   if pid_of munged >/dev/null; then return; fi
   [ -s "$DIR/munge/munge.key" ] || { dd if=/dev/urandom of="$DIR/munge/munge.key" bs=1024 count=1 status=none; chmod 0400 "$DIR/munge/munge.key"; }
   rm -f "$MUNGE_SOCKET" "$MUNGE_SOCKET.lock"
-  env "$MARKER" munged --force --socket="$MUNGE_SOCKET" --key-file="$DIR/munge/munge.key" \
+  (daemon_exec munged --force --socket="$MUNGE_SOCKET" --key-file="$DIR/munge/munge.key" \
     --pid-file="$DIR/run/munged.pid" --log-file="$DIR/log/munged.log" --seed-file="$DIR/munge/munged.seed" \
-    </dev/null >>"$DIR/log/munged.out" 2>&1 || die "munged did not start; see $DIR/log/munged.log"
+    ) </dev/null >>"$DIR/log/munged.out" 2>&1 || die "munged did not start; see $DIR/log/munged.log"
   wait_for 20 "munged answers on $MUNGE_SOCKET" sh -c "munge -n -S '$MUNGE_SOCKET' | unmunge -S '$MUNGE_SOCKET'" \
     || die "munged does not answer; see $DIR/log/munged.log"
 }
@@ -162,9 +193,9 @@ rest_ping() {  # the token goes to curl on stdin, never on a command line others
   local token="$1" port
   port="$(cat "$DIR/etc/slurmrestd.port")"
   printf 'X-SLURM-USER-NAME: %s\nX-SLURM-USER-TOKEN: %s\n' "$(id -un)" "$token" |
-    curl -fsS --noproxy '*' -m 5 -H @- "http://127.0.0.1:$port/slurm/v0.0.38/ping" >/dev/null 2>&1 ||
+    curl -fsS --noproxy '*' -m 5 -H @- "http://$(rest_addr):$port/slurm/v0.0.38/ping" >/dev/null 2>&1 ||
   printf 'X-SLURM-USER-NAME: %s\nX-SLURM-USER-TOKEN: %s\n' "$(id -un)" "$token" |
-    curl -fsS --noproxy '*' -m 5 -H @- "http://127.0.0.1:$port/openapi/v3" >/dev/null 2>&1
+    curl -fsS --noproxy '*' -m 5 -H @- "http://$(rest_addr):$port/openapi/v3" >/dev/null 2>&1
 }
 
 new_token() {
@@ -175,7 +206,8 @@ new_token() {
 
 all_running() {
   local d
-  for d in munged slurmctld slurmd slurmrestd; do pid_of "$d" >/dev/null || return 1; done
+  for d in munged slurmctld slurmrestd; do pid_of "$d" >/dev/null || return 1; done
+  if nodes_multi; then nodes_all_running; else pid_of slurmd >/dev/null; fi
 }
 
 cmd_start() {
@@ -190,28 +222,34 @@ cmd_start() {
     rm -rf "$DIR/state" "$DIR/spool"
     mkdir -p "$DIR/etc" "$DIR/munge" "$DIR/state" "$DIR/spool" "$DIR/run" "$DIR/log"
     chmod 0700 "$DIR/munge"
+    nodes_up
     write_config
     [ -s "$DIR/etc/jwt.key" ] || { dd if=/dev/urandom of="$DIR/etc/jwt.key" bs=32 count=1 status=none; chmod 0600 "$DIR/etc/jwt.key"; }
     start_munge
     log "starting slurmctld"
-    env "$MARKER" slurmctld -i -f "$CONF" </dev/null >>"$DIR/log/slurmctld.out" 2>&1 || die "slurmctld did not start; see $DIR/log/slurmctld.log"
+    # shellcheck disable=SC2046  # nothing, or "--node ctld" (slurm/lib/nodes.sh)
+    (daemon_exec $(nodes_ctld_exec) slurmctld -i -f "$CONF") </dev/null >>"$DIR/log/slurmctld.out" 2>&1 || die "slurmctld did not start; see $DIR/log/slurmctld.log"
     wait_for 60 "slurmctld answers" scontrol ping || die "slurmctld does not answer; see $DIR/log/slurmctld.log"
-    log "starting slurmd"
-    env "$MARKER" slurmd -f "$CONF" -N "$(hostname -s)" </dev/null >>"$DIR/log/slurmd.out" 2>&1 || die "slurmd did not start; see $DIR/log/slurmd.log"
-    wait_for 90 "node $(hostname -s) is idle" node_idle || die "the node did not become idle; see $DIR/log/slurmd.log and $DIR/log/slurmctld.log"
+    if nodes_multi; then
+      nodes_start_all
+    else
+      log "starting slurmd"
+      (daemon_exec slurmd -f "$CONF" -N "$(hostname -s)") </dev/null >>"$DIR/log/slurmd.out" 2>&1 || die "slurmd did not start; see $DIR/log/slurmd.log"
+      wait_for 90 "node $(hostname -s) is idle" node_idle || die "the node did not become idle; see $DIR/log/slurmd.log and $DIR/log/slurmctld.log"
+    fi
     local port plugins
     port="$(cat "$DIR/etc/slurmrestd.port")"
     # Without slurmdbd the accounting plugins (dbv0.0.x, slurmdbd) refuse to load: take the others.
     plugins="$(SLURMRESTD_SECURITY=disable_user_check slurmrestd -f "$CONF" -s list 2>&1 |
       sed -n 's|^slurmrestd: \(openapi/[^ ]*\)$|\1|p' | grep -v db | paste -sd, -)"
     [ -n "$plugins" ] || die "slurmrestd lists no OpenAPI plugin"
-    log "starting slurmrestd on 127.0.0.1:$port"
+    log "starting slurmrestd on $(rest_addr):$port"
     # slurmrestd refuses to run as root without disable_user_check; SLURM_JWT=daemon makes it
     # forward each client's token to slurmctld (auth/jwt) instead of acting as itself.
     (
       cd "$DIR"
-      exec env "$MARKER" SLURM_JWT=daemon SLURMRESTD_SECURITY=disable_user_check \
-        setsid slurmrestd -f "$CONF" -a rest_auth/jwt -s "$plugins" "127.0.0.1:$port" \
+      daemon_exec env SLURM_JWT=daemon SLURMRESTD_SECURITY=disable_user_check \
+        setsid slurmrestd -f "$CONF" -a rest_auth/jwt -s "$plugins" "$(rest_addr):$port" \
         </dev/null >>"$DIR/log/slurmrestd.log" 2>&1
     ) &
     echo $! >"$DIR/run/slurmrestd.pid"
@@ -221,7 +259,8 @@ cmd_start() {
   wait_for 60 "slurmrestd answers" rest_ping "$token" || die "slurmrestd does not answer; see $DIR/log/slurmrestd.log"
   printf "export SLURM_CONF='%s'\n" "$CONF"
   printf "export SLURM_JWT='%s'\n" "$token"
-  printf "export SLURMRESTD_URL='http://127.0.0.1:%s'\n" "$(cat "$DIR/etc/slurmrestd.port")"
+  printf "export SLURMRESTD_URL='http://%s:%s'\n" "$(rest_addr)" "$(cat "$DIR/etc/slurmrestd.port")"
+  if nodes_multi; then printf "export SCTRIAL_SLURM_NODES='%s'\n" "$NODES"; fi
 }
 
 marked_pids() {  # every process that carries this cluster's marker (daemons, slurmstepd)
@@ -234,7 +273,7 @@ marked_pids() {  # every process that carries this cluster's marker (daemons, sl
 
 cmd_stop() {
   export SLURM_CONF="$CONF"
-  if pid_of slurmctld >/dev/null && pid_of slurmd >/dev/null; then
+  if pid_of slurmctld >/dev/null && { pid_of slurmd >/dev/null || nodes_any_slurmd; }; then
     # Cancel jobs while slurmd can still end their processes cleanly.
     if [ -n "$(squeue --noheader --format=%i 2>/dev/null)" ]; then
       log "cancelling jobs"
@@ -244,6 +283,7 @@ cmd_stop() {
   fi
   local d pid
   for d in slurmrestd slurmd slurmctld munged; do
+    [ "$d" != slurmctld ] || nodes_stop_slurmds
     if pid="$(pid_of "$d")"; then
       log "stopping $d ($pid)"
       kill "$pid" 2>/dev/null || true
@@ -260,13 +300,16 @@ cmd_stop() {
     sleep 0.3
   done
   rm -f "$DIR"/run/*.pid "$MUNGE_SOCKET" "$MUNGE_SOCKET.lock"
+  nodes_down
   [ -z "$(marked_pids)" ] || die "processes survived: $(marked_pids | tr '\n' ' ')"
   log "stopped"
 }
 
 cmd_status() {
   local d pid down=0
-  for d in munged slurmctld slurmd slurmrestd; do
+  local daemons=(munged slurmctld slurmd slurmrestd)
+  if nodes_multi; then daemons=(munged slurmctld slurmrestd); fi
+  for d in "${daemons[@]}"; do
     if pid="$(pid_of "$d")"; then
       echo "$d running (pid $pid)"
     else
@@ -274,9 +317,14 @@ cmd_status() {
       down=1
     fi
   done
+  if nodes_multi; then
+    export SLURM_CONF="$CONF"
+    nodes_status
+    nodes_all_running || down=1
+  fi
   if [ $down -eq 0 ]; then
     echo "SLURM_CONF=$CONF"
-    echo "SLURMRESTD_URL=http://127.0.0.1:$(cat "$DIR/etc/slurmrestd.port")"
+    echo "SLURMRESTD_URL=http://$(rest_addr):$(cat "$DIR/etc/slurmrestd.port")"
     echo "MaxArraySize=$(sed -n 's/^MaxArraySize=//p' "$CONF")"
   fi
   return $down
@@ -286,5 +334,7 @@ case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  kill-node) [ $# -eq 2 ] || die "usage: $0 kill-node NAME"; export SLURM_CONF="$CONF"; nodes_kill "$2" ;;
+  revive-node) [ $# -eq 2 ] || die "usage: $0 revive-node NAME"; export SLURM_CONF="$CONF"; nodes_revive "$2" ;;
+  *) echo "usage: $0 start|stop|status|kill-node NAME|revive-node NAME" >&2; exit 2 ;;
 esac
