@@ -6,6 +6,8 @@
 #   slurm/local-cluster.sh stop              # cancels jobs, stops every daemon it started
 #   slurm/local-cluster.sh kill-node NAME    # several nodes: kill -9 all that runs on node NAME
 #   slurm/local-cluster.sh revive-node NAME  # several nodes: start node NAME's slurmd again
+#   slurm/local-cluster.sh restart-controller [SECONDS]  # stops slurmctld, stays down SECONDS (default 0),
+#                                            # starts it again on its saved state (jobs survive)
 #
 # `start` prints ONLY `export` lines on stdout (SLURM_CONF, SLURM_JWT, SLURMRESTD_URL); progress
 # goes to stderr. It is idempotent: a healthy cluster with the same settings is reused (with a
@@ -135,7 +137,9 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$MUNGE_SOCKET
+# A requeued job (node failure, preemption) waits cred_expire seconds before it may start again:
+# 20 s here rather than Slurm's default 120.
+AuthInfo=cred_expire=20,socket=$MUNGE_SOCKET
 AuthAltTypes=auth/jwt
 AuthAltParameters=jwt_key=$DIR/etc/jwt.key
 StateSaveLocation=$DIR/state
@@ -169,7 +173,11 @@ KillWait=5
 MinJobAge=300
 MailProg=/bin/true
 NodeName=$node NodeAddr=127.0.0.1 NodeHostname=$node $hw State=UNKNOWN
-PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+# Jobs in 'urgent' preempt those in 'debug', which Slurm requeues (tests follow a preempted run).
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1
+PartitionName=urgent Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=2 PreemptMode=OFF
 EOF
   nodes_rewrite_config
   echo "$rest_port" >"$DIR/etc/slurmrestd.port"
@@ -330,11 +338,30 @@ cmd_status() {
   return $down
 }
 
+cmd_restart_controller() {
+  local down="${1:-0}" pid
+  case "$down" in ''|*[!0-9]*) die "restart-controller: SECONDS must be a whole number, not '$down'";; esac
+  export SLURM_CONF="$CONF"
+  pid="$(pid_of slurmctld)" || die "slurmctld is not running (start the cluster first)"
+  log "stopping slurmctld ($pid); it saves its state in $DIR/state"
+  kill "$pid"
+  local deadline=$((SECONDS + 30))
+  while kill -0 "$pid" 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || die "slurmctld ($pid) did not stop within 30 s"
+    sleep 0.2
+  done
+  sleep "$down"
+  log "starting slurmctld on its saved state"
+  (daemon_exec $(nodes_ctld_exec) slurmctld -i -f "$CONF") </dev/null >>"$DIR/log/slurmctld.out" 2>&1 || die "slurmctld did not start; see $DIR/log/slurmctld.log"
+  wait_for 60 "slurmctld answers" scontrol ping || die "slurmctld does not answer; see $DIR/log/slurmctld.log"
+}
+
 case "${1:-}" in
   start) cmd_start ;;
+  restart-controller) shift; cmd_restart_controller "$@" ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
   kill-node) [ $# -eq 2 ] || die "usage: $0 kill-node NAME"; export SLURM_CONF="$CONF"; nodes_kill "$2" ;;
   revive-node) [ $# -eq 2 ] || die "usage: $0 revive-node NAME"; export SLURM_CONF="$CONF"; nodes_revive "$2" ;;
-  *) echo "usage: $0 start|stop|status|kill-node NAME|revive-node NAME" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|restart-controller [SECONDS]|kill-node NAME|revive-node NAME" >&2; exit 2 ;;
 esac

@@ -281,7 +281,10 @@ public struct SlurmExecutor {
             let line = "\(finished)/\(tasks) shard tasks finished"
             if line != reported { reported = line; progress(line) }
         }, problem: { error in
-            progress("Slurm did not answer (\(error)); still waiting")
+            // Once per outage: the next answer resets `reported`.
+            guard !reported.hasPrefix("Slurm did not answer") else { return }
+            reported = "Slurm did not answer (\(error)); still waiting"
+            progress(reported)
         })
         let status = try RunStatus.read(run)
         return status.done == status.total && status.reduced

@@ -129,7 +129,7 @@ nodes_down() {
 # The slurm.conf lines of a multi-node cluster replace the single node's: the controller as host
 # ctld, one NodeName line per node, per-node slurmd files, and a short SlurmdTimeout so a lost node
 # is noticed (and its batch jobs requeued, JobRequeue's default) within half a minute, and started
-# again 20 s later rather than Slurm's default two minutes (cred_expire). Every daemon is alone in
+# again 20 s later rather than Slurm's default two minutes (cred_expire, set for every cluster). Every daemon is alone in
 # its network namespace, so they bind to any address there (no CommunicationParameters).
 nodes_rewrite_config() {
   nodes_multi || return 0
@@ -145,8 +145,6 @@ nodes_rewrite_config() {
     /^SlurmdPidFile=/ { $0 = "SlurmdPidFile=" dir "/run/slurmd-%n.pid" }
     /^SlurmdLogFile=/ { $0 = "SlurmdLogFile=" dir "/log/slurmd-%n.log" }
     /^ReturnToService=/ { $0 = "ReturnToService=2" }
-    # A requeued job waits cred_expire seconds before it may start again (120 by default).
-    /^AuthInfo=/ { sub(/^AuthInfo=/, "AuthInfo=cred_expire=20,") }
     /^NodeName=/ {
       print "# " count " compute nodes, each in its own network and UTS namespace (slurm/lib/nodes.sh)."
       print "SlurmdTimeout=10"
