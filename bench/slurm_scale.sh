@@ -13,17 +13,22 @@
 #             subtracted from the wait's) and on the finished run (REPEAT times): median s, peak RSS
 #   reduce    the reduce job's own time (its log line) and `sctrial-plan reduce RUN` on the
 #             finished run (REPEAT times): median s, peak RSS
-#   rest      (the largest N, REST=1) `submit --via rest` wall time and RSS, then `cancel`
+#   rest      (the largest N, REST=1) `submit --via rest` and `submit` (sbatch, no --wait) wall
+#             time and RSS; on the submitted run, one poll's RPCs per client: `status` makes the
+#             same states() query a --wait poll makes (REPEAT calls each via rest and via sbatch,
+#             sdiag deltas around each block); then `cancel`
 # and writes bench/data/slurm_scale/summary.json and summary.md (bench/data is gitignored), and
 # prints the table.
 #
 # Usage: bench/slurm_scale.sh            # SHARDS="500 5000"
-#   SHARDS="500 5000"   shard counts, one run each (each a `plan did --shards N` over N genes)
+#   SHARDS="500 5000"   shard counts, one run each: `plan did --shards N` over GENES genes
 #   MAX_CONCURRENT=50   the arrays' %K
 #   REPEAT=7            timed repetitions of status and reduce (medians reported)
 #   REST=1              also time a submission via slurmrestd (0: skip)
 #   GENES=5000 CELLS=2000   the synthetic input (bench/did_benchmark.py's generator, fixed seed,
 #                       cached in bench/data/); GENES must be at least the largest shard count
+#   OUT=bench/data/slurm_scale   where the measurements and summaries go
+#   BIN_DIR=DIR         use sctrial-plan and sctrial-worker from DIR instead of building
 #   SCALE_SLURM_DIR=/tmp/sct-scale   this benchmark's own cluster (SCTRIAL_SLURM_DIR), started
 #                       here with MaxArraySize MAX_ARRAY_SIZE (default 1001) and stopped at exit
 #                       (KEEP_CLUSTER=1 leaves it running)
@@ -31,7 +36,8 @@
 # Each shard task asks for one CPU (--cpus-per-task 1), so a 2-core node runs two at a time: the
 # run's wall time is the controller's and slurmd's per-task overhead, not the statistics. The
 # polling interval is the product's (1 s doubling to 30 s), so the poll count grows with the run's
-# wall time, not with the number of shards; each poll is one squeue (one REQUEST_JOB_INFO RPC).
+# wall time, not with the number of shards; each poll is one squeue (REQUEST_JOB_INFO and
+# REQUEST_PARTITION_INFO), however many arrays; via rest one GET job/ID per array and the reducer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -44,14 +50,18 @@ GENES=${GENES:-5000}
 CELLS=${CELLS:-2000}
 export SCTRIAL_SLURM_DIR=${SCALE_SLURM_DIR:-/tmp/sct-scale}
 export SCTRIAL_SLURM_MAX_ARRAY_SIZE=${MAX_ARRAY_SIZE:-1001}
-out=$root/bench/data/slurm_scale
+out=${OUT:-$root/bench/data/slurm_scale}
 mkdir -p "$out"
 
 log() { echo "slurm_scale: $*" >&2; }
 now() { date +%s.%N; }
 
-swift build -c release >/dev/null   # sctrial-plan and the sctrial-worker its jobs start
-bin="$(swift build -c release --show-bin-path)"
+if [ -n "${BIN_DIR:-}" ]; then   # binaries built elsewhere (e.g. another --scratch-path)
+  bin=$BIN_DIR
+else
+  swift build -c release >/dev/null   # sctrial-plan and the sctrial-worker its jobs start
+  bin="$(swift build -c release --show-bin-path)"
+fi
 plan_bin="$bin/sctrial-plan"
 
 # --- input: N genes, small (each shard is one gene or a few) --------------------------------------
@@ -169,6 +179,11 @@ if [ "$REST" = 1 ]; then
   "$plan_bin" plan did "$data" --out "$rest_run" --visits pre,post --features all --shards "$largest" >/dev/null
   wait_idle
   timed "$dir/submit_rest.times" "$plan_bin" submit "$rest_run" --via rest --max-concurrent "$K" --cpus-per-task 1
+  for via in rest sbatch; do
+    sdiag_snapshot "$dir/sdiag.poll_$via.before"
+    for _ in $(seq "$REPEAT"); do tagged "poll-$via" "$plan_bin" status "$rest_run" --via "$via" >/dev/null 2>&1; done
+    sdiag_snapshot "$dir/sdiag.poll_$via.after"
+  done
   "$plan_bin" cancel "$rest_run" 2>/dev/null || true
   wait_idle
   log "N=$largest: submit via sbatch without --wait (then cancel)"

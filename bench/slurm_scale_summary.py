@@ -180,6 +180,14 @@ def one(out, n, all_calls):
         result["submit_only_sbatch"] = {"s": med(sbatch_only), "peak_rss_mb": rss_mb(sbatch_only)}
     if rest:
         result["submit_only_rest"] = {"s": med(rest), "peak_rss_mb": rss_mb(rest)}
+    # One states() query (what each --wait poll sends) per client, measured through `status`.
+    for via, marker in (("rest", ("poll-rest", "scontrol")), ("sbatch", ("poll-sbatch", "squeue"))):
+        block = delta(sdiag(os.path.join(d, f"sdiag.poll_{via}.after")), sdiag(os.path.join(d, f"sdiag.poll_{via}.before")))
+        count = sum(1 for c in all_calls if (c["tag"], c["command"]) == marker)
+        if block and count:
+            rpcs = {k: v[0] for k, v in block.items() if v[0] and k in CLIENT}
+            result[f"status_rpcs_{via}"] = {"calls": count, "rpcs": rpcs,
+                                            "per_call": {k: round(v / count, 2) for k, v in rpcs.items()}}
     return result
 
 
@@ -212,6 +220,8 @@ def main():
         ("status finished, median (s)", lambda r: f"{cell(r['status_finished']['median_s'])} ({r['status_finished']['runs']} runs, {cell(r['status_finished']['peak_rss_mb'])} MB)"),
         ("reduce job (its log, s)", lambda r: cell(r["reduce_job_s"])),
         ("reduce RUN, median (s)", lambda r: f"{cell(r['reduce']['median_s'])} ({r['reduce']['runs']} runs, {cell(r['reduce']['peak_rss_mb'])} MB, same results: {r['reduce']['same_results']})"),
+        ("one poll's RPCs, rest (per status call)", lambda r: ", ".join(f"{k} {v}" for k, v in r.get("status_rpcs_rest", {}).get("per_call", {}).items()) or "-"),
+        ("one poll's RPCs, sbatch (per status call)", lambda r: ", ".join(f"{k} {v}" for k, v in r.get("status_rpcs_sbatch", {}).get("per_call", {}).items()) or "-"),
         ("peak RSS submit --wait (MB)", lambda r: cell(r["submit_wait_process"].get("peak_rss_mb"))),
         ("peak RSS submit only: sbatch / rest (MB)", lambda r: f"{cell(r.get('submit_only_sbatch', {}).get('peak_rss_mb'))} / {cell(r.get('submit_only_rest', {}).get('peak_rss_mb'))}"),
         ("plan.json / jobs.json (bytes)", lambda r: f"{cell(r['bytes'].get('plan.json'))} / {cell(r['bytes'].get('jobs.json'))}"),
