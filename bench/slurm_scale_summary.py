@@ -3,9 +3,9 @@
 Usage: slurm_scale_summary.py OUT_DIR MAX_CONCURRENT MAX_ARRAY_SIZE N...
 Reads, for each N, OUT_DIR/nN/ (the files slurm_scale.sh wrote) and OUT_DIR/calls.log (the Slurm
 commands our client ran, tagged by phase). Every figure comes from those files; medians of the
-repeated timings. sdiag counters are deltas: during the wait = (after - before) - (the status
-block's own delta), so the `status` calls made while the run was running are not counted as the
-wait's.
+repeated timings. sdiag counters are deltas: during the wait = (after - before), minus, for the
+client RPC types, the status block's own delta, so the `status` calls made while the run was
+running are not counted as the wait's.
 """
 import json
 import os
@@ -13,8 +13,9 @@ import re
 import statistics
 import sys
 
-# RPCs that Slurm's client commands send (squeue, sbatch, scontrol show config, sacct, scancel).
-CLIENT = {"REQUEST_JOB_INFO", "REQUEST_JOB_INFO_SINGLE", "REQUEST_PARTITION_INFO", "REQUEST_BUILD_INFO",
+# RPCs that Slurm's client commands send (squeue, sbatch, scontrol show config, sacct, scancel);
+# `scontrol show config` also pings the controller (REQUEST_PING) to print whether it is up.
+CLIENT = {"REQUEST_JOB_INFO", "REQUEST_JOB_INFO_SINGLE", "REQUEST_PARTITION_INFO", "REQUEST_BUILD_INFO", "REQUEST_PING",
           "REQUEST_SUBMIT_BATCH_JOB", "REQUEST_FED_INFO", "REQUEST_CANCEL_JOB_STEP", "REQUEST_KILL_JOB",
           "REQUEST_JOB_USER_INFO", "REQUEST_NODE_INFO"}
 # The measurement's own (sdiag).
@@ -122,11 +123,21 @@ def one(out, n, all_calls):
     before, after = sdiag(os.path.join(d, "sdiag.before")), sdiag(os.path.join(d, "sdiag.after"))
     whole = delta(after, before)
     status_block = delta(sdiag(os.path.join(d, "sdiag.status.after")), sdiag(os.path.join(d, "sdiag.status.before")))
-    wait = {k: (v[0] - status_block.get(k, (0, 0))[0], v[1] - status_block.get(k, (0, 0))[1]) for k, v in whole.items()}
+    # Only the client RPCs of the status block are the status calls'; slurmd's in that window are the run's.
+    wait = {k: (v[0] - status_block.get(k, (0, 0))[0], v[1] - status_block.get(k, (0, 0))[1]) if k in CLIENT else v
+            for k, v in whole.items()}
     wait = {k: v for k, v in wait.items() if v[0] and k not in OURS}
     client = {k: v for k, v in wait.items() if k in CLIENT}
     other = {k: v for k, v in wait.items() if k not in CLIENT}
     client_total = sum(v[0] for v in client.values())
+    # The polling's share: without the submission (its sbatch calls, and the scontrol show config
+    # calls made before the first poll, each one REQUEST_BUILD_INFO and one REQUEST_PING).
+    first_poll = polls[0]["t"] if polls else end
+    submission_scontrol = sum(1 for c in wait_calls if c["command"] == "scontrol" and c["t"] < first_poll)
+    polling_rpcs = (client_total - wait.get("REQUEST_SUBMIT_BATCH_JOB", (0, 0))[0]
+                    - min(submission_scontrol, wait.get("REQUEST_BUILD_INFO", (0, 0))[0])
+                    - min(submission_scontrol, wait.get("REQUEST_PING", (0, 0))[0]))
+    polling_scontrol = sum(1 for c in wait_calls if c["command"] == "scontrol" and c["t"] >= first_poll)
     job_info = wait.get("REQUEST_JOB_INFO", (0, 0))
 
     reduce_job = None
@@ -157,7 +168,9 @@ def one(out, n, all_calls):
         "commands_during_wait": by_command,
         "rpc_during_wait": {k: {"count": v[0], "total_us": v[1]} for k, v in sorted(wait.items(), key=lambda kv: -kv[1][0])},
         "client_rpcs_during_wait": client_total,
-        "client_rpcs_per_poll": round(client_total / len(polls), 2) if polls else None,
+        "polling_rpcs": polling_rpcs,
+        "polling_rpcs_per_poll": round(polling_rpcs / len(polls), 2) if polls else None,
+        "polling_scontrol_calls": polling_scontrol,
         "node_and_other_rpcs_during_wait": sum(v[0] for v in other.values()),
         "job_info_ave_us": round(job_info[1] / job_info[0]) if job_info[0] else None,
         "status_running": {"median_s": med(times(os.path.join(d, "status_running.times"))),
@@ -212,8 +225,8 @@ def main():
         ("whole run, submit --wait (s)", lambda r: f"{r['run_total_s']} ({r['shards_per_s']} shards/s)"),
         ("polls (squeue calls)", lambda r: cell(r["polls"])),
         ("squeue lines per poll, median / max", lambda r: f"{cell(r['squeue_lines_per_poll']['median'])} / {cell(r['squeue_lines_per_poll']['max'])}"),
-        ("client RPCs during wait (per poll)", lambda r: f"{r['client_rpcs_during_wait']} ({cell(r['client_rpcs_per_poll'])})"),
-        ("  of which", lambda r: ", ".join(f"{k} {v['count']}" for k, v in r["rpc_during_wait"].items() if k in CLIENT)),
+        ("client RPCs during submit --wait", lambda r: ", ".join(f"{k} {v['count']}" for k, v in r["rpc_during_wait"].items() if k in CLIENT)),
+        ("polling RPCs (per poll); scontrol calls while polling", lambda r: f"{r['polling_rpcs']} ({cell(r['polling_rpcs_per_poll'])}); {r['polling_scontrol_calls']}"),
         ("slurmd/job RPCs during wait", lambda r: f"{r['node_and_other_rpcs_during_wait']} (" + ", ".join(f"{k} {v['count']}" for k, v in r["rpc_during_wait"].items() if k not in CLIENT) + ")"),
         ("REQUEST_JOB_INFO mean (us)", lambda r: cell(r["job_info_ave_us"])),
         ("status while running, median (s)", lambda r: f"{cell(r['status_running']['median_s'])} ({r['status_running']['runs']} runs, {cell(r['status_running']['peak_rss_mb'])} MB)"),
