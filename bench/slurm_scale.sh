@@ -13,10 +13,13 @@
 #             subtracted from the wait's) and on the finished run (REPEAT times): median s, peak RSS
 #   reduce    the reduce job's own time (its log line) and `sctrial-plan reduce RUN` on the
 #             finished run (REPEAT times): median s, peak RSS
-#   rest      (the largest N, REST=1) `submit --via rest` and `submit` (sbatch, no --wait) wall
-#             time and RSS; on the submitted run, one poll's RPCs per client: `status` makes the
-#             same states() query a --wait poll makes (REPEAT calls each via rest and via sbatch,
-#             sdiag deltas around each block); then `cancel`
+#   rest      (REST=1; REST_SHARDS, default the largest N) `submit --via rest` wall time and RSS;
+#             on that run, one poll's RPCs per client: `status` sends the same states() query a
+#             --wait poll sends (REPEAT calls each via rest and via sbatch, sdiag deltas around each
+#             block); then `cancel`. It first waits until the controller can take N more job
+#             records (MaxJobCount counts every array task, and finished or cancelled ones stay
+#             MinJobAge = 300 s here): submitted next to a finished 5,000-shard run, its last array
+#             would be refused. SHARDS="" REST=1 runs this part alone.
 # and writes bench/data/slurm_scale/summary.json and summary.md (bench/data is gitignored), and
 # prints the table.
 #
@@ -42,7 +45,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-SHARDS=${SHARDS:-"500 5000"}
+SHARDS=${SHARDS-"500 5000"}
 K=${MAX_CONCURRENT:-50}
 REPEAT=${REPEAT:-7}
 REST=${REST:-1}
@@ -127,7 +130,7 @@ wait_idle() {  # until the node runs nothing of ours (cancelled submissions drai
 }
 
 largest=0
-for n in $SHARDS; do [ "$n" -gt "$largest" ] && largest=$n; done
+for n in ${SHARDS}; do [ "$n" -gt "$largest" ] && largest=$n; done
 [ "$GENES" -ge "$largest" ] || { log "GENES ($GENES) must be at least the largest shard count ($largest)"; exit 2; }
 
 for n in $SHARDS; do
@@ -153,8 +156,8 @@ for n in $SHARDS; do
     for _ in $(seq "$REPEAT"); do
       tagged status-running timed "$dir/status_running.times" "$plan_bin" status "$run"
     done
-    sdiag_snapshot "$dir/sdiag.status.after"
     tagged status-running "$plan_bin" status "$run" --json >"$dir/status_running.json" 2>/dev/null || true
+    sdiag_snapshot "$dir/sdiag.status.after"
   fi
   wait "$waiter"
   t1=$(now); echo "$t1" >"$dir/submit.end"
@@ -172,26 +175,37 @@ for n in $SHARDS; do
 done
 
 if [ "$REST" = 1 ]; then
-  dir="$out/n$largest"
+  n=${REST_SHARDS:-$largest}
+  [ "$n" -gt 0 ] || n=5000
+  rest_n=$n
+  dir="$out/n$n"
   rest_run="$dir/rest-run"
-  log "N=$largest: submit --via rest (then cancel)"
-  rm -rf "$rest_run"
-  "$plan_bin" plan did "$data" --out "$rest_run" --visits pre,post --features all --shards "$largest" >/dev/null
+  mkdir -p "$dir"
+  rm -rf "$rest_run" "$dir"/submit_rest.* "$dir"/sdiag.poll_*
+  "$plan_bin" plan did "$data" --out "$rest_run" --visits pre,post --features all --shards "$n" >/dev/null 2>&1
   wait_idle
+  # Every array task counts against the controller's MaxJobCount until its record is purged
+  # (MinJobAge after it ends): wait until this submission fits next to the runs above.
+  max_jobs=$(scontrol show config | sed -n 's/^MaxJobCount *= *//p')
+  deadline=$((SECONDS + 600))
+  while records=$(squeue --noheader --array --states=all --format=%i | wc -l); [ $((records + n + 1)) -ge "$max_jobs" ]; do
+    [ $SECONDS -lt $deadline ] || { log "the controller still holds $records job records (MaxJobCount $max_jobs)"; break; }
+    log "waiting for job records to be purged: $records held, MaxJobCount $max_jobs"
+    sleep 20
+  done
+  log "N=$n: submit --via rest, one poll's RPCs via rest and via sbatch, then cancel"
   timed "$dir/submit_rest.times" "$plan_bin" submit "$rest_run" --via rest --max-concurrent "$K" --cpus-per-task 1
   for via in rest sbatch; do
     sdiag_snapshot "$dir/sdiag.poll_$via.before"
     for _ in $(seq "$REPEAT"); do tagged "poll-$via" "$plan_bin" status "$rest_run" --via "$via" >/dev/null 2>&1; done
     sdiag_snapshot "$dir/sdiag.poll_$via.after"
   done
+  cp "$rest_run/slurm/jobs.json" "$dir/jobs_rest.json" 2>/dev/null || true
   "$plan_bin" cancel "$rest_run" 2>/dev/null || true
   wait_idle
-  log "N=$largest: submit via sbatch without --wait (then cancel)"
-  rm -rf "$rest_run"
-  "$plan_bin" plan did "$data" --out "$rest_run" --visits pre,post --features all --shards "$largest" >/dev/null
-  tagged submit-only timed "$dir/submit_sbatch.times" "$plan_bin" submit "$rest_run" --max-concurrent "$K" --cpus-per-task 1
-  "$plan_bin" cancel "$rest_run" 2>/dev/null || true
-  rm -rf "$rest_run"
+  rm -rf "$rest_run" 2>/dev/null || true   # a task cancelled late may still be writing its log
 fi
 
-python3 bench/slurm_scale_summary.py "$out" "$K" "$max_array" $SHARDS
+summarised=$SHARDS
+case " $SHARDS " in *" ${rest_n:-} "*) ;; *) summarised="$SHARDS ${rest_n:-}";; esac
+python3 bench/slurm_scale_summary.py "$out" "$K" "$max_array" $summarised

@@ -97,6 +97,12 @@ def one(out, n, all_calls):
     d = os.path.join(out, f"n{n}")
     if not os.path.isdir(d):
         return None
+    result = run_figures(d, all_calls) if os.path.exists(os.path.join(d, "submit.start")) else {"shards": n}
+    rest_figures(d, all_calls, result)
+    return result
+
+
+def run_figures(d, all_calls):
     start = float(open(os.path.join(d, "submit.start")).read())
     end = float(open(os.path.join(d, "submit.end")).read())
     submitted_at = None
@@ -112,7 +118,7 @@ def one(out, n, all_calls):
     shards = len(plan["shards"])
     arrays = len(jobs["submissions"][-1]["arrays"])
     # The wait's calls: tagged "wait", in this run's window.
-    mine = [c for c in all_calls if start <= c["t"] <= end + 1]
+    mine = [c for c in all_calls if start <= c["t"] <= end]
     wait_calls = [c for c in mine if c["tag"] == "wait"]
     polls = [c for c in wait_calls if c["command"] == "squeue"]
     by_command = {}
@@ -188,11 +194,17 @@ def one(out, n, all_calls):
                    "same_results": open(os.path.join(d, "reduce.same")).read().strip() == "same"},
         "bytes": sizes,
     }
+    return result
+
+
+def rest_figures(d, all_calls, result):
     sbatch_only, rest = times(os.path.join(d, "submit_sbatch.times")), times(os.path.join(d, "submit_rest.times"))
     if sbatch_only:
         result["submit_only_sbatch"] = {"s": med(sbatch_only), "peak_rss_mb": rss_mb(sbatch_only)}
     if rest:
-        result["submit_only_rest"] = {"s": med(rest), "peak_rss_mb": rss_mb(rest)}
+        result["submit_only_rest"] = {"s": med(rest), "peak_rss_mb": rss_mb(rest), "exit_status": rest[-1][2]}
+    if os.path.exists(os.path.join(d, "jobs_rest.json")):
+        result["arrays_rest"] = len(json.load(open(os.path.join(d, "jobs_rest.json")))["submissions"][-1]["arrays"])
     # One states() query (what each --wait poll sends) per client, measured through `status`.
     for via, marker in (("rest", ("poll-rest", "scontrol")), ("sbatch", ("poll-sbatch", "squeue"))):
         block = delta(sdiag(os.path.join(d, f"sdiag.poll_{via}.after")), sdiag(os.path.join(d, f"sdiag.poll_{via}.before")))
@@ -201,7 +213,6 @@ def one(out, n, all_calls):
             rpcs = {k: v[0] for k, v in block.items() if v[0] and k in CLIENT}
             result[f"status_rpcs_{via}"] = {"calls": count, "rpcs": rpcs,
                                             "per_call": {k: round(v / count, 2) for k, v in rpcs.items()}}
-    return result
 
 
 def main():
@@ -217,11 +228,19 @@ def main():
     def cell(v):
         return "-" if v is None else str(v)
 
+    def safe(fn):
+        def wrapped(r):
+            try:
+                return fn(r)
+            except (KeyError, TypeError):
+                return "-"
+        return wrapped
+
     rows = [
-        ("shards / arrays", lambda r: f"{r['shards']} / {r['arrays']}"),
+        ("shards / arrays", lambda r: f"{r['shards']} / {cell(r.get('arrays'))}"),
         ("plan (s)", lambda r: cell(r["plan_s"])),
         ("submit, until submitted (s)", lambda r: cell(r["submit_s"])),
-        ("submit only: sbatch / rest (s)", lambda r: f"{cell(r.get('submit_only_sbatch', {}).get('s'))} / {cell(r.get('submit_only_rest', {}).get('s'))}"),
+        ("submit via rest (s; arrays)", lambda r: f"{cell(r.get('submit_only_rest', {}).get('s'))}; {cell(r.get('arrays_rest'))}"),
         ("whole run, submit --wait (s)", lambda r: f"{r['run_total_s']} ({r['shards_per_s']} shards/s)"),
         ("polls (squeue calls)", lambda r: cell(r["polls"])),
         ("squeue lines per poll, median / max", lambda r: f"{cell(r['squeue_lines_per_poll']['median'])} / {cell(r['squeue_lines_per_poll']['max'])}"),
@@ -236,14 +255,14 @@ def main():
         ("one poll's RPCs, rest (per status call)", lambda r: ", ".join(f"{k} {v}" for k, v in r.get("status_rpcs_rest", {}).get("per_call", {}).items()) or "-"),
         ("one poll's RPCs, sbatch (per status call)", lambda r: ", ".join(f"{k} {v}" for k, v in r.get("status_rpcs_sbatch", {}).get("per_call", {}).items()) or "-"),
         ("peak RSS submit --wait (MB)", lambda r: cell(r["submit_wait_process"].get("peak_rss_mb"))),
-        ("peak RSS submit only: sbatch / rest (MB)", lambda r: f"{cell(r.get('submit_only_sbatch', {}).get('peak_rss_mb'))} / {cell(r.get('submit_only_rest', {}).get('peak_rss_mb'))}"),
+        ("peak RSS submit via rest (MB)", lambda r: cell(r.get('submit_only_rest', {}).get('peak_rss_mb'))),
         ("plan.json / jobs.json (bytes)", lambda r: f"{cell(r['bytes'].get('plan.json'))} / {cell(r['bytes'].get('jobs.json'))}"),
     ]
     header = "| | " + " | ".join(f"N = {n}" for n in runs) + " |"
     lines = [f"Slurm scale, MaxArraySize {max_array}, --max-concurrent {k}, {machine['cpus']} CPUs ({machine['uname']})", "",
              header, "| --- |" + " --- |" * len(runs)]
     for label, fn in rows:
-        lines.append(f"| {label} | " + " | ".join(fn(r) for r in runs.values()) + " |")
+        lines.append(f"| {label} | " + " | ".join(safe(fn)(r) for r in runs.values()) + " |")
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out, "summary.md"), "w") as fh:
         fh.write(text)
