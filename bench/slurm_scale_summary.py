@@ -3,9 +3,8 @@
 Usage: slurm_scale_summary.py OUT_DIR MAX_CONCURRENT MAX_ARRAY_SIZE N...
 Reads, for each N, OUT_DIR/nN/ (the files slurm_scale.sh wrote) and OUT_DIR/calls.log (the Slurm
 commands our client ran, tagged by phase). Every figure comes from those files; medians of the
-repeated timings. sdiag counters are deltas: during the wait = (after - before), minus, for the
-client RPC types, the status block's own delta, so the `status` calls made while the run was
-running are not counted as the wait's.
+repeated timings. sdiag counters are deltas: during the wait = (after - before), minus the RPCs of
+the `status` calls made while the run was running (one squeue each, counted by the wrapper).
 """
 import json
 import os
@@ -129,9 +128,18 @@ def run_figures(d, all_calls):
     before, after = sdiag(os.path.join(d, "sdiag.before")), sdiag(os.path.join(d, "sdiag.after"))
     whole = delta(after, before)
     status_block = delta(sdiag(os.path.join(d, "sdiag.status.after")), sdiag(os.path.join(d, "sdiag.status.before")))
-    # Only the client RPCs of the status block are the status calls'; slurmd's in that window are the run's.
-    wait = {k: (v[0] - status_block.get(k, (0, 0))[0], v[1] - status_block.get(k, (0, 0))[1]) if k in CLIENT else v
-            for k, v in whole.items()}
+    # The `status` calls made while the run was running are not the wait's: each ran one squeue,
+    # which costs REQUEST_PARTITION_INFO plus REQUEST_JOB_INFO, or for a single job id
+    # REQUEST_JOB_INFO_SINGLE and REQUEST_FED_INFO (Slurm 22.05; status asks for the arrays only).
+    # Subtracting the status block's sdiag delta instead would also remove the wait's own polls
+    # that fell inside the block.
+    statuses = sum(1 for c in status_running_calls if c["command"] == "squeue")
+    theirs = {"REQUEST_PARTITION_INFO": statuses}
+    if arrays == 1:
+        theirs.update({"REQUEST_JOB_INFO_SINGLE": statuses, "REQUEST_FED_INFO": statuses})
+    else:
+        theirs["REQUEST_JOB_INFO"] = statuses
+    wait = {k: (v[0] - theirs.get(k, 0), v[1]) for k, v in whole.items()}
     wait = {k: v for k, v in wait.items() if v[0] and k not in OURS}
     client = {k: v for k, v in wait.items() if k in CLIENT}
     other = {k: v for k, v in wait.items() if k not in CLIENT}
@@ -183,7 +191,7 @@ def run_figures(d, all_calls):
                            "peak_rss_mb": rss_mb(times(os.path.join(d, "status_running.times"))),
                            "runs": len(times(os.path.join(d, "status_running.times"))),
                            "slurm_calls": len(status_running_calls),
-                           "rpcs": {k: v[0] for k, v in status_block.items() if v[0] and k in CLIENT}},
+                           "sdiag_block_client_delta": {k: v[0] for k, v in status_block.items() if v[0] and k in CLIENT}},
         "status_finished": {"median_s": med(times(os.path.join(d, "status_finished.times"))),
                             "peak_rss_mb": rss_mb(times(os.path.join(d, "status_finished.times"))),
                             "runs": len(times(os.path.join(d, "status_finished.times")))},
