@@ -13,16 +13,28 @@ public struct RunDirectory: Sendable {
     /// Where `reduce --allow-partial` writes a table that lacks shards.
     public var partialResultsURL: URL { url.appendingPathComponent("results.partial.csv") }
     public var summaryURL: URL { url.appendingPathComponent("summary.json") }
-    public var partsURL: URL { url.appendingPathComponent("parts") }
-    public var logsURL: URL { url.appendingPathComponent("logs") }
+    public var partsURL: URL { url.appendingPathComponent("parts", isDirectory: true) }
+    public var logsURL: URL { url.appendingPathComponent("logs", isDirectory: true) }
     public var stagedURL: URL { url.appendingPathComponent("staged") }
 
-    static func shardName(_ index: Int) -> String { String(format: "%05d", index) }
-    public func partURL(_ shard: Int) -> URL { partsURL.appendingPathComponent("\(Self.shardName(shard)).part") }
-    public func markerURL(_ shard: Int) -> URL { partsURL.appendingPathComponent("\(Self.shardName(shard)).done") }
-    public func failureURL(_ shard: Int) -> URL { partsURL.appendingPathComponent("\(Self.shardName(shard)).failed") }
-    func lockURL(_ shard: Int) -> URL { partsURL.appendingPathComponent("\(Self.shardName(shard)).lock") }
-    public func logURL(_ shard: Int) -> URL { logsURL.appendingPathComponent("shard-\(Self.shardName(shard)).log") }
+    /// "00042": `%05d` without String(format:), which costs more than the file access it names.
+    static func shardName(_ index: Int) -> String {
+        guard index >= 0 else { return String(format: "%05d", index) }
+        let digits = String(index)
+        return String(repeating: "0", count: max(0, 5 - digits.count)) + digits
+    }
+
+    // Per-shard paths say what they are: without `isDirectory`, Foundation stats the path (and the
+    // parts directory) to find out; `status`, `submit` and `reduce` build several a shard.
+    public func partURL(_ shard: Int) -> URL { shardFile(shard, "part") }
+    public func markerURL(_ shard: Int) -> URL { shardFile(shard, "done") }
+    public func failureURL(_ shard: Int) -> URL { shardFile(shard, "failed") }
+    func lockURL(_ shard: Int) -> URL { shardFile(shard, "lock") }
+    public func logURL(_ shard: Int) -> URL { logsURL.appendingPathComponent("shard-\(Self.shardName(shard)).log", isDirectory: false) }
+
+    private func shardFile(_ shard: Int, _ suffix: String) -> URL {
+        partsURL.appendingPathComponent("\(Self.shardName(shard)).\(suffix)", isDirectory: false)
+    }
 
     public func create() throws {
         for directory in [url, partsURL, logsURL] {

@@ -35,9 +35,8 @@ public struct RunStatus: Codable, Sendable, Equatable {
     public static func read(_ run: RunDirectory) throws -> RunStatus {
         let plan = try run.readPlan()
         let shards = plan.shards.indices.map { index -> Shard in
-            if ShardWorker.isDone(plan, run: run, shard: index) {
-                let marker = ShardMarker.read(run.markerURL(index))
-                return Shard(index: index, state: .done, rows: marker?.rows, seconds: marker?.seconds)
+            if let marker = ShardWorker.doneMarker(plan, run: run, shard: index) {
+                return Shard(index: index, state: .done, rows: marker.rows, seconds: marker.seconds)
             }
             if ShardLock.isHeld(run.lockURL(index)) { return Shard(index: index, state: .running) }
             if let failure = ShardFailure.read(run.failureURL(index)) {

@@ -62,10 +62,17 @@ public enum ShardWorker {
     /// A marker for this plan whose part is there with the recorded size. (The reducer also
     /// checks the sha256.)
     public static func isDone(_ plan: Plan, run: RunDirectory, shard: Int) -> Bool {
+        doneMarker(plan, run: run, shard: shard) != nil
+    }
+
+    /// The marker that makes the shard done (see `isDone`), so a caller that wants its numbers
+    /// does not read and decode it a second time.
+    public static func doneMarker(_ plan: Plan, run: RunDirectory, shard: Int) -> ShardMarker? {
         guard let marker = ShardMarker.read(run.markerURL(shard)), marker.runID == plan.runID, marker.shard == shard,
-              let size = (try? FileManager.default.attributesOfItem(atPath: run.partURL(shard).path))?[.size] as? NSNumber
-        else { return false }
-        return size.intValue == marker.bytes
+              let size = (try? FileManager.default.attributesOfItem(atPath: run.partURL(shard).path))?[.size] as? NSNumber,
+              size.intValue == marker.bytes
+        else { return nil }
+        return marker
     }
 
     /// Temporary files a killed worker left (only a lock holder writes, so any left are stale).

@@ -6,6 +6,10 @@ import Foundation
 public struct SlurmCommandClient: SlurmClient {
     /// What the commands (and, through sbatch's default --export=ALL, the jobs) see.
     public let environment: [String: String]
+    /// `scontrol show config`, read once per client: `states` asks whether accounting is on at
+    /// every poll where a job has left squeue, which would otherwise cost the controller one more
+    /// RPC (REQUEST_BUILD_INFO) per poll for the rest of a long wait.
+    private let config = ConfigCache()
 
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.environment = SlurmEnvironment.scrubbed(environment)
@@ -185,9 +189,16 @@ public struct SlurmCommandClient: SlurmClient {
         return records
     }
 
-    /// A value from `scontrol show config` ("Name = value" lines).
+    /// A value from `scontrol show config` ("Name = value" lines); the command runs once per
+    /// client (a failure is not remembered).
     func configValue(_ name: String) throws(SlurmError) -> String {
-        let output = try run("scontrol", ["show", "config"])
+        let output: String
+        if let cached = config.text {
+            output = cached
+        } else {
+            output = try run("scontrol", ["show", "config"])
+            config.text = output
+        }
         for line in output.split(whereSeparator: \.isNewline) {
             let parts = line.split(separator: "=", maxSplits: 1)
             if parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == name {
@@ -251,6 +262,17 @@ public struct SlurmCommandClient: SlurmClient {
     static func locate(_ command: String, path: String) -> String? {
         if command.contains("/") { return FileManager.default.isExecutableFile(atPath: command) ? command : nil }
         return path.split(separator: ":").map { "\($0)/\(command)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+}
+
+/// The controller's configuration text once read; the lock makes sharing a client safe.
+private final class ConfigCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: String?
+
+    var text: String? {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
     }
 }
 

@@ -133,38 +133,48 @@ public struct SlurmExecutor {
         }
         let waitFor = prerequisiteJobs.isEmpty ? nil : SlurmDependency(afterOK: prerequisiteJobs)
         let name = "sct-\(plan.runID)"
-        var arrays: [SlurmJobs.ArrayJob] = []
         var arrayJobs: [JobID] = []
         let scripts = run.url.appendingPathComponent("slurm")
         try FileManager.default.createDirectory(at: scripts, withIntermediateDirectories: true)
         let nonEmpty = groups.filter { !$0.shards.isEmpty }
         let maxArraySize = nonEmpty.isEmpty ? SlurmArraySplit.defaultMaxArraySize : try client.maxArraySize()
-        for group in nonEmpty {
-            for part in try SlurmArraySplit.parts(shards: group.shards, maxArraySize: maxArraySize) {
-                let request = try SlurmTemplate.shardArrayRequest(name: name, run: run.path, worker: workerCommand(options, plan: plan, run: run),
-                                                                  part: part, throttle: options.maxConcurrent, resources: group.resources,
-                                                                  dependency: waitFor)
-                try AtomicFile.write(Data(request.script.utf8), to: scripts.appendingPathComponent("array-offset-\(part.offset).sbatch"))
-                let job = try client.submit(request)
-                arrays.append(.init(job: job.id, offset: part.offset, shards: part.shards,
-                                    timeLimitMinutes: group.resources.timeLimitMinutes, memoryMB: group.resources.memoryMB))
-                arrayJobs.append(job)
-            }
-        }
-        var reduceJob: Int?
-        if withReduce {
-            let request = try SlurmTemplate.reduceRequest(name: name + "-r", run: run.path, planner: planner,
-                                                          after: arrayJobs.isEmpty ? prerequisiteJobs : arrayJobs,
-                                                          resources: SlurmResources(partition: options.partition, account: options.account,
-                                                                                    qos: options.qos, timeLimitMinutes: 60, memoryMB: 4096, cpusPerTask: 1))
-            try AtomicFile.write(Data(request.script.utf8), to: scripts.appendingPathComponent("reduce.sbatch"))
-            reduceJob = try client.submit(request).id
-        }
-        let submission = SlurmJobs.Submission(at: Timestamp.now(), via: via, arrays: arrays, reduce: reduceJob)
+        // Written after every job Slurm accepts: when it refuses a later array (MaxJobCount, say),
+        // the ones it took stay visible to status, cancel and retry.
         var jobs = SlurmJobs.read(run) ?? SlurmJobs()
-        jobs.submissions.append(submission)
-        try jobs.write(run)
-        return submission
+        let position = jobs.submissions.count
+        jobs.submissions.append(SlurmJobs.Submission(at: Timestamp.now(), via: via, arrays: [], reduce: nil))
+        do {
+            for group in nonEmpty {
+                for part in try SlurmArraySplit.parts(shards: group.shards, maxArraySize: maxArraySize) {
+                    let request = try SlurmTemplate.shardArrayRequest(name: name, run: run.path, worker: workerCommand(options, plan: plan, run: run),
+                                                                      part: part, throttle: options.maxConcurrent, resources: group.resources,
+                                                                      dependency: waitFor)
+                    try AtomicFile.write(Data(request.script.utf8), to: scripts.appendingPathComponent("array-offset-\(part.offset).sbatch"))
+                    let job = try client.submit(request)
+                    jobs.submissions[position].arrays.append(.init(job: job.id, offset: part.offset, shards: part.shards,
+                                                                   timeLimitMinutes: group.resources.timeLimitMinutes,
+                                                                   memoryMB: group.resources.memoryMB))
+                    arrayJobs.append(job)
+                    try jobs.write(run)
+                }
+            }
+            if withReduce {
+                let request = try SlurmTemplate.reduceRequest(name: name + "-r", run: run.path, planner: planner,
+                                                              after: arrayJobs.isEmpty ? prerequisiteJobs : arrayJobs,
+                                                              resources: SlurmResources(partition: options.partition, account: options.account,
+                                                                                        qos: options.qos, timeLimitMinutes: 60, memoryMB: 4096, cpusPerTask: 1))
+                try AtomicFile.write(Data(request.script.utf8), to: scripts.appendingPathComponent("reduce.sbatch"))
+                jobs.submissions[position].reduce = try client.submit(request).id
+            }
+            try jobs.write(run)
+        } catch {
+            guard !arrayJobs.isEmpty else { throw error }
+            let queued = arrayJobs.map(\.description).joined(separator: ", ")
+            throw OrchestrationError("\(run.path): Slurm accepted array job\(arrayJobs.count == 1 ? "" : "s") \(queued), then refused the rest: \(error) "
+                                     + "(recorded in RUN/slurm/jobs.json; `sctrial-plan retry \(run.path)` submits what is missing once Slurm has room, "
+                                     + "`sctrial-plan cancel \(run.path)` removes what was queued)")
+        }
+        return jobs.submissions[position]
     }
 
     /// Why each shard that is not done and no longer queued ended as it did: Slurm's view of its

@@ -92,6 +92,12 @@ import Testing
         let json = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]
         #expect(json?["done"] as? Int == 2)
         #expect(json?["missing"] as? Int == 1)
+        // A done shard's rows and seconds are its marker's.
+        let marker = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run + "/parts/00002.done"))) as? [String: Any]
+        let shard2 = (json?["shards"] as? [[String: Any]])?.first { $0["index"] as? Int == 2 }
+        #expect(shard2?["state"] as? String == "done")
+        #expect(shard2?["rows"] as? Int == marker?["rows"] as? Int && (marker?["rows"] as? Int ?? 0) > 0)
+        #expect(shard2?["seconds"] as? Double == marker?["seconds"] as? Double)
         let partial = try CLI.run(["reduce", run, "--allow-partial"])
         #expect(partial.status == 0, "\(partial.stderr)")
         #expect(partial.stderr.contains("PARTIAL"))

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Orchestration
 
 /// Faults on the real test cluster (slurm/local-cluster.sh: memory enforced by JobAcctGather's
 /// OverMemoryKill, jobs in partition `urgent` preempt and requeue those in `debug`): a shard over
@@ -221,4 +222,51 @@ final class BackgroundCLI: @unchecked Sendable {
     private let running: BackgroundProcess
     init(_ arguments: [String]) throws { running = try BackgroundProcess(arguments, executable: CLI.executable("sctrial-plan")) }
     func finish() -> CLI.Result { running.finish() }
+}
+
+/// Slurm refusing the third job of a submission (MaxJobCount, a QOS limit): what it accepted is
+/// recorded, and the error says so with the way out.
+@Suite struct PartialSubmissionTests {
+    final class RefusingClient: SlurmClient, @unchecked Sendable {
+        private let lock = NSLock()
+        private var accepted = 0
+        let acceptFirst: Int
+        init(acceptFirst: Int) { self.acceptFirst = acceptFirst }
+        func submit(_ request: SlurmJobRequest) throws(SlurmError) -> JobID {
+            let number: Int? = lock.withLock {
+                guard accepted < acceptFirst else { return nil }
+                accepted += 1
+                return 100 + accepted
+            }
+            guard let number else {
+                throw .commandFailed(command: "sbatch", status: 1, message: "sbatch: error: Slurm temporarily unable to accept job, sleeping and retrying")
+            }
+            return JobID(number)
+        }
+        func states(of jobs: [JobID]) throws(SlurmError) -> [JobID: JobState] { [:] }
+        func cancel(_ job: JobID) throws(SlurmError) {}
+        func maxArraySize() throws(SlurmError) -> Int { 2 }
+    }
+
+    @Test func arraysSlurmAcceptedBeforeARefusalAreRecorded() throws {
+        let run = "/var/tmp/sctrial-partial-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        #expect(try CLI.run(SubmitTests.de + ["--out", run, "--shards", "5"]).status == 0)
+        let executor = SlurmExecutor(client: RefusingClient(acceptFirst: 2), via: "sbatch", planner: "/bin/true", worker: "/bin/true",
+                                     partitionLimits: { _ in nil })
+        var options = SlurmSubmitOptions()
+        options.timeMinutes = 10
+        options.memoryMB = 1024
+        #expect {
+            try executor.submit(RunDirectory(run), options: options)
+        } throws: { error in
+            "\(error)".contains("Slurm accepted array jobs 101, 102, then refused the rest: sbatch failed (exit 1)")
+                && "\(error)".contains("sctrial-plan retry \(run)")
+        }
+        let jobs = try #require(SlurmJobs.read(RunDirectory(run)))
+        #expect(jobs.submissions.count == 1)
+        #expect(jobs.submissions[0].arrays.map(\.job) == [101, 102])
+        #expect(jobs.submissions[0].arrays.map(\.shards) == [[0, 1], [2, 3]])
+        #expect(jobs.submissions[0].reduce == nil)
+    }
 }

@@ -256,3 +256,34 @@ final class SleepRecorder: @unchecked Sendable {
         }
     }
 }
+
+/// The command client against stand-in commands on PATH that record each call.
+@Suite struct SlurmCommandCallsTests {
+    @Test func configIsReadOnceHoweverManyPollsMissAJob() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sctrial-fake-slurm-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let log = directory.appendingPathComponent("calls").path
+        func command(_ name: String, printing output: String) throws {
+            let url = directory.appendingPathComponent(name)
+            try "#!/bin/sh\necho \(name) >>'\(log)'\nprintf '\(output)'\n".write(to: url, atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: url.path)
+        }
+        // Array 7 is still listed; array 5 finished long enough ago (MinJobAge) to have left squeue,
+        // so every poll misses it and asks whether accounting could say more.
+        try command("squeue", printing: #"7|0|RUNNING\n7|1-3|PENDING\n"#)
+        try command("scontrol", printing: #"AccountingStorageType   = accounting_storage/none\nMaxArraySize            = 1001\n"#)
+        try command("sacct", printing: "")
+        let client = SlurmCommandClient(environment: ["PATH": directory.path + ":/usr/bin:/bin"])
+        #expect(try client.maxArraySize() == 1001)
+        for _ in 0..<4 {
+            let states = try client.states(of: [JobID(5), JobID(7)])
+            #expect(states[JobID(5)] == .unknown)
+            #expect(states[JobID(7, task: 0)] == .running && states[JobID(7, task: 3)] == .pending)
+        }
+        let calls = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        #expect(calls.filter { $0 == "squeue" }.count == 4)
+        #expect(calls.filter { $0 == "scontrol" }.count == 1)  // one REQUEST_BUILD_INFO per client, not one per poll
+        #expect(!calls.contains("sacct"))  // accounting_storage/none
+    }
+}
