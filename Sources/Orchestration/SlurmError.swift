@@ -14,8 +14,11 @@ public enum SlurmError: Error, Sendable, Equatable, CustomStringConvertible {
     /// slurmrestd could not be reached at all.
     case unreachable(url: String, reason: String)
     /// slurmrestd refused the token (HTTP 401/403), or slurmctld did (22.05 answers HTTP 500 with
-    /// nothing but "Unspecified error" entries then).
+    /// nothing but "Unspecified error" entries then, 24.11 HTTP 511 "Protocol authentication error").
     case unauthorized(url: String, status: Int)
+    /// slurmrestd answers but its ping did not reach slurmctld (24.11 says "DOWN" with HTTP 200 both
+    /// when the controller is down and when it refused the token).
+    case controllerNotResponding(url: String)
     /// Slurm said no: its own messages from the response's `errors` array.
     case rejected(operation: String, messages: [String])
     /// An HTTP status without Slurm errors to explain it.
@@ -38,11 +41,20 @@ public enum SlurmError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unreachable(let url, let reason):
             return "cannot reach slurmrestd at \(url): \(reason)"
         case .unauthorized(let url, let status):
-            let refusal = status == 401 || status == 403
-                ? "slurmrestd at \(url) refused the token (HTTP \(status)): it is missing, expired or for another user"
-                : "slurmctld behind \(url) refused the request without a reason (HTTP \(status)), which is how slurmrestd 22.05 "
+            let refusal: String
+            switch status {
+            case 401, 403:
+                refusal = "slurmrestd at \(url) refused the token (HTTP \(status)): it is missing, expired or for another user"
+            case 511:
+                refusal = "slurmctld behind \(url) refused the token (HTTP 511, Protocol authentication error): it is invalid or expired"
+            default:
+                refusal = "slurmctld behind \(url) refused the request without a reason (HTTP \(status)), which is how slurmrestd 22.05 "
                     + "reports an invalid or expired token"
+            }
             return refusal + "; get a new one with `scontrol token lifespan=SECONDS` and export it as SLURM_JWT"
+        case .controllerNotResponding(let url):
+            return "slurmrestd at \(url) answers but slurmctld does not (ping: DOWN): the controller is down or refused the token; "
+                + "check `scontrol ping`, or get a new token with `scontrol token lifespan=SECONDS` and export it as SLURM_JWT"
         case .rejected(let operation, let messages):
             return "\(operation): Slurm said: " + (messages.isEmpty ? "no reason given" : messages.joined(separator: "; "))
         case .httpStatus(let url, let status):

@@ -7,9 +7,11 @@ import HTTP
 public struct SlurmRESTClient: SlurmClient, CustomStringConvertible, CustomReflectable {
     /// The REST API versions this client speaks, newest first. They differ in the job description
     /// (v0.0.39 made time and memory `{set, infinite, number}` and the environment a list, v0.0.41
-    /// moved the script into the job) and in job records (v0.0.40 made `job_state` a list).
+    /// moved the script into the job), in job records (v0.0.40 made `job_state` a list) and in
+    /// cancel answers (v0.0.42 reports each job's outcome in a `status` list, errors left empty).
+    /// Slurm 22.05 serves v0.0.38 (and v0.0.37); Slurm 24.11 serves v0.0.40, v0.0.41 and v0.0.42.
     public enum APIVersion: String, CaseIterable, Sendable, Comparable {
-        case v0_0_41 = "v0.0.41", v0_0_40 = "v0.0.40", v0_0_39 = "v0.0.39", v0_0_38 = "v0.0.38"
+        case v0_0_42 = "v0.0.42", v0_0_41 = "v0.0.41", v0_0_40 = "v0.0.40", v0_0_39 = "v0.0.39", v0_0_38 = "v0.0.38"
 
         public static func < (lhs: APIVersion, rhs: APIVersion) -> Bool {
             allCases.firstIndex(of: lhs)! > allCases.firstIndex(of: rhs)!
@@ -21,8 +23,8 @@ public struct SlurmRESTClient: SlurmClient, CustomStringConvertible, CustomRefle
     public let version: APIVersion
     /// Sent as X-SLURM-USER-NAME (slurmrestd 22.05 requires it); the token's user.
     public let userName: String
-    /// MaxArraySize as the site configured it: no REST version reports it, so it is given here
-    /// (Slurm's default unless told otherwise; `scontrol show config` says).
+    /// MaxArraySize as the site configured it: no REST version reports it (v0.0.42 neither), so it
+    /// is given here (Slurm's default unless told otherwise; `scontrol show config` says).
     public let configuredMaxArraySize: Int
     public let timeoutSeconds: Int
     /// The environment jobs are submitted with (slurmrestd requires one; sbatch sends the caller's).
@@ -43,7 +45,8 @@ public struct SlurmRESTClient: SlurmClient, CustomStringConvertible, CustomRefle
         self.jobEnvironment = SlurmEnvironment.scrubbed(environment).filter { token.isEmpty || !$0.value.contains(token) }
     }
 
-    /// Connects to slurmrestd at `baseURL` and picks the newest API version it serves.
+    /// Connects to slurmrestd at `baseURL` and picks the newest API version it serves. The ping
+    /// must reach slurmctld: 24.11 answers a token slurmctld refuses with HTTP 200 and "DOWN".
     public static func connect(baseURL: String, token: String, userName: String = currentUserName,
                                maxArraySize: Int = SlurmArraySplit.defaultMaxArraySize, timeoutSeconds: Int = 30,
                                environment: [String: String] = ProcessInfo.processInfo.environment) throws(SlurmError) -> SlurmRESTClient {
@@ -52,7 +55,8 @@ public struct SlurmRESTClient: SlurmClient, CustomStringConvertible, CustomRefle
                                          maxArraySize: maxArraySize, timeoutSeconds: timeoutSeconds, environment: environment)
             let response = try client.send(.get, "ping")
             if response.status == 404 { continue }
-            _ = try client.checked(response, operation: "slurmrestd ping")
+            let object = try client.checked(response, operation: "slurmrestd ping")
+            if !pingReachedController(object) { throw .controllerNotResponding(url: client.baseURL) }
             return client
         }
         throw .unsupportedAPI(url: baseURL)
@@ -103,7 +107,12 @@ public struct SlurmRESTClient: SlurmClient, CustomStringConvertible, CustomRefle
            !errors.isEmpty, errors.allSatisfy({ Self.isInvalidJobID($0) || Self.isAlreadyDone($0) }) {
             return
         }
-        _ = try checked(response, operation: operation)
+        let object = try checked(response, operation: operation)
+        // v0.0.42 answers HTTP 200 and puts each job's outcome in `status`, the same way.
+        let failures = Self.statusErrors(object).filter { !Self.isInvalidJobID($0) && !Self.isAlreadyDone($0) }
+        if !failures.isEmpty {
+            throw .rejected(operation: operation, messages: failures.map { redacted(SlurmError.oneLine(Self.message(of: $0))) })
+        }
     }
 
     public func maxArraySize() throws(SlurmError) -> Int { configuredMaxArraySize }
@@ -194,6 +203,29 @@ public struct SlurmRESTClient: SlurmClient, CustomStringConvertible, CustomRefle
         return object["errors"] as? [[String: Any]] ?? []
     }
 
+    /// The failed entries of a v0.0.42 cancel answer's `status` list (`{error: {string, code,
+    /// message}, step_id, job_id}`), as error entries like those of `errors`.
+    static func statusErrors(_ object: [String: Any]) -> [[String: Any]] {
+        ((object["status"] as? [[String: Any]]) ?? []).compactMap { entry in
+            guard let error = entry["error"] as? [String: Any], let code = integer(error["code"]), code != 0 else { return nil }
+            var converted: [String: Any] = ["error_number": code]
+            converted["error"] = error["string"] ?? error["message"]
+            if let step = entry["step_id"] as? String { converted["description"] = "job \(step)" }
+            return converted
+        }
+    }
+
+    /// Whether a ping answer says slurmctld answered: v0.0.38 `ping`, later `pinged` ("UP" or
+    /// "DOWN"), v0.0.42 also `responding`. An answer without pings is taken as reached.
+    static func pingReachedController(_ object: [String: Any]) -> Bool {
+        guard let pings = object["pings"] as? [[String: Any]], !pings.isEmpty else { return true }
+        return pings.contains { ping in
+            if let responding = ping["responding"] as? Bool, !responding { return false }
+            let state = (ping["pinged"] as? String) ?? (ping["ping"] as? String)
+            return state == nil || state == "UP"
+        }
+    }
+
     /// Slurm's words for one error: "error" (and "description" when it adds something), with the number.
     static func message(of error: [String: Any]) -> String {
         let summary = (error["error"] as? String) ?? ""
@@ -217,6 +249,13 @@ public struct SlurmRESTClient: SlurmClient, CustomStringConvertible, CustomRefle
     static func isUnspecified(_ error: [String: Any]) -> Bool {
         let number = integer(error["error_number"]) ?? integer(error["error_code"])
         return (number == nil || number == -1) && (error["error"] as? String) == "Unspecified error"
+    }
+
+    /// SLURM_PROTOCOL_AUTHENTICATION_ERROR: how slurmctld 24.11 refuses a token slurmrestd passed
+    /// on (HTTP 511), so the token is the thing to renew.
+    static func isAuthenticationError(_ error: [String: Any]) -> Bool {
+        let number = integer(error["error_number"]) ?? integer(error["error_code"])
+        return number == 1007 || (error["error"] as? String) == "Protocol authentication error"
     }
 
     /// ESLURM_ALREADY_DONE: the job or step already completed.
@@ -254,12 +293,14 @@ public struct SlurmRESTClient: SlurmClient, CustomStringConvertible, CustomRefle
     /// The JSON object of a successful response; Slurm's own errors, auth failures and other
     /// statuses become typed errors.
     func checked(_ response: HTTPResponse, operation: String) throws(SlurmError) -> [String: Any] {
-        if response.status == 401 || response.status == 403 {
+        if response.status == 401 || response.status == 403 || response.status == 511 {
             throw .unauthorized(url: baseURL, status: response.status)
         }
         let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any]
         if let errors = object?["errors"] as? [[String: Any]], !errors.isEmpty {
-            if errors.allSatisfy(Self.isUnspecified) { throw .unauthorized(url: baseURL, status: response.status) }
+            if errors.allSatisfy(Self.isUnspecified) || errors.allSatisfy(Self.isAuthenticationError) {
+                throw .unauthorized(url: baseURL, status: response.status)
+            }
             throw .rejected(operation: operation, messages: errors.map { redacted(SlurmError.oneLine(Self.message(of: $0))) })
         }
         guard (200..<300).contains(response.status) else {

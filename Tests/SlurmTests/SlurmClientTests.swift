@@ -83,7 +83,7 @@ import Testing
     }
 
     @Test func v0039AndLaterUseNoValStructsFlagsAndAnEnvironmentList() throws {
-        for version in [SlurmRESTClient.APIVersion.v0_0_39, .v0_0_40, .v0_0_41] {
+        for version in [SlurmRESTClient.APIVersion.v0_0_39, .v0_0_40, .v0_0_41, .v0_0_42] {
             let body = try body(version)
             let job = try #require(body["job"] as? [String: Any])
             let time = try #require(job["time_limit"] as? [String: Any])
@@ -93,7 +93,7 @@ import Testing
             #expect(job["flags"] as? [String] == ["KILL_INVALID_DEPENDENCY"])
             #expect(job["kill_on_invalid_dependency"] == nil)
             #expect(job["environment"] as? [String] == ["HOME=/root", "PATH=/usr/bin:/bin"])
-            if version == .v0_0_41 {
+            if version >= .v0_0_41 {
                 #expect(body["script"] == nil)
                 #expect(job["script"] as? String == Self.request.script)
             } else {
@@ -164,6 +164,87 @@ import Testing
         #expect(refused?.description == "slurmctld behind http://127.0.0.1:6820 refused the request without a reason (HTTP 500), which is how slurmrestd 22.05 reports an invalid or expired token; get a new one with `scontrol token lifespan=SECONDS` and export it as SLURM_JWT")
         #expect(throws: SlurmError.httpStatus(url: "http://127.0.0.1:6820/slurm/v0.0.38", status: 502)) {
             try client.checked(.init(status: 502, body: []), operation: "ping")
+        }
+    }
+
+    /// Answers of Slurm 24.11.5's slurmrestd (Debian 13, `SCTRIAL_SLURM_VERSION=24.11`), recorded
+    /// with curl and trimmed to the fields the client reads.
+    @Test func slurm2411AnswersAsRecorded() throws {
+        func object(_ text: String) throws -> [String: Any] {
+            try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        }
+        // v0.0.42 GET job/5 of a 0-3%1 array after cancelling tasks 0 and 2 (the same in v0.0.40/41):
+        // the pending rest keeps an unset task id and names its tasks with the throttle.
+        let array = try object("""
+            {"jobs": [
+             {"job_id": 5, "array_job_id": {"set": true, "infinite": false, "number": 5},
+              "array_task_id": {"set": false, "infinite": false, "number": 0}, "array_task_string": "3%1", "job_state": ["PENDING"],
+              "array_max_tasks": {"set": true, "infinite": false, "number": 1}},
+             {"job_id": 7, "array_job_id": {"set": true, "infinite": false, "number": 5},
+              "array_task_id": {"set": true, "infinite": false, "number": 1}, "array_task_string": "", "job_state": ["RUNNING"]},
+             {"job_id": 6, "array_job_id": {"set": true, "infinite": false, "number": 5},
+              "array_task_id": {"set": true, "infinite": false, "number": 0}, "array_task_string": "", "job_state": ["CANCELLED"]}],
+             "errors": [], "warnings": []}
+            """)
+        let records = try SlurmRESTClient.records(fromJobs: array["jobs"])
+        #expect(records == [SlurmStateRecord(id: 5, tasks: [3], state: .pending), SlurmStateRecord(id: 5, tasks: [1], state: .running),
+                            SlurmStateRecord(id: 5, tasks: [0], state: .cancelled)])
+        #expect(SlurmStateRecord.collate(records, requested: [JobID(5)]) == [
+            JobID(5, task: 0): .cancelled, JobID(5, task: 1): .running, JobID(5, task: 3): .pending])
+
+        let client = SlurmRESTClient(baseURL: "http://127.0.0.1:6820", token: "eyJhbGciOiJIUzI1NiJ9.not.recorded", version: .v0_0_42, userName: "root", environment: [:])
+        // An id the controller does not know: HTTP 404 (22.05: 500), "query" where 22.05 said "find".
+        let unknown = Array(#"{"jobs": [], "errors": [{"description": "Unable to query JobId=999999", "error_number": 2017, "error": "Invalid job id specified", "source": "_handle_job_get"}], "warnings": []}"#.utf8)
+        let unknownEntries = try #require(SlurmRESTClient.errorEntries(unknown))
+        #expect(unknownEntries.count == 1 && SlurmRESTClient.isInvalidJobID(unknownEntries[0]))
+        #expect(SlurmRESTClient.message(of: unknownEntries[0]) == "Invalid job id specified: Unable to query JobId=999999 (error 2017)")
+
+        // A token slurmctld refuses: HTTP 511 with "Protocol authentication error" (22.05: HTTP 500, "Unspecified error").
+        let refused = Array(#"{"jobs": [], "errors": [{"description": "Unable to query JobId=1", "error_number": 1007, "error": "Protocol authentication error", "source": "_handle_job_get"}], "warnings": []}"#.utf8)
+        let error = #expect(throws: SlurmError.self) { try client.checked(.init(status: 511, body: refused), operation: "slurmrestd job 1") }
+        #expect(error == .unauthorized(url: "http://127.0.0.1:6820", status: 511))
+        #expect(error?.description == "slurmctld behind http://127.0.0.1:6820 refused the token (HTTP 511, Protocol authentication error): it is invalid or expired; get a new one with `scontrol token lifespan=SECONDS` and export it as SLURM_JWT")
+        #expect(throws: SlurmError.unauthorized(url: "http://127.0.0.1:6820", status: 500)) {
+            try client.checked(.init(status: 500, body: refused), operation: "slurmrestd job 1")
+        }
+
+        // The ping with that token: HTTP 200, no errors, but slurmctld "DOWN".
+        let down = try object(#"{"pings": [{"hostname": "vm", "pinged": "DOWN", "responding": false, "latency": 11839, "mode": "primary", "primary": true}], "errors": [], "warnings": []}"#)
+        let up = try object(#"{"pings": [{"hostname": "vm", "pinged": "UP", "responding": true, "latency": 915, "mode": "primary", "primary": true}], "errors": [], "warnings": []}"#)
+        let up40 = try object(#"{"pings": [{"hostname": "vm", "pinged": "UP", "latency": 1120, "mode": "primary"}], "errors": [], "warnings": []}"#)
+        let up38 = try object(#"{"pings": [{"hostname": "vm", "ping": "UP", "status": 0, "mode": "primary"}], "errors": []}"#)
+        #expect(!SlurmRESTClient.pingReachedController(down))
+        #expect(SlurmRESTClient.pingReachedController(up) && SlurmRESTClient.pingReachedController(up40) && SlurmRESTClient.pingReachedController(up38))
+        let notResponding = SlurmError.controllerNotResponding(url: "http://127.0.0.1:6820").description
+        #expect(notResponding.contains("ping: DOWN") && notResponding.contains("scontrol token") && !notResponding.contains("\n"))
+
+        // v0.0.42 DELETE of a finished array and of an unknown id: HTTP 200, empty errors, outcomes in `status`
+        // (v0.0.40 and v0.0.41 answer {"errors": [], "warnings": []} to both).
+        let finished = try object("""
+            {"status": [
+             {"error": {"string": "Job/step already completing or completed", "code": 2021, "message": "Job/step already completing or completed"},
+              "step_id": "5_1", "job_id": {"set": true, "infinite": false, "number": 7}, "federation": {"sibling": ""}},
+             {"error": {"string": "Job/step already completing or completed", "code": 2021, "message": "Job/step already completing or completed"},
+              "step_id": "5", "job_id": {"set": true, "infinite": false, "number": 5}, "federation": {"sibling": ""}}],
+             "errors": [], "warnings": []}
+            """)
+        let finishedErrors = SlurmRESTClient.statusErrors(finished)
+        #expect(finishedErrors.count == 2 && finishedErrors.allSatisfy(SlurmRESTClient.isAlreadyDone))
+        #expect(SlurmRESTClient.message(of: finishedErrors[0]) == "Job/step already completing or completed: job 5_1 (error 2021)")
+        let forgotten = try object(#"{"status": [{"error": {"string": "Invalid job id specified", "code": 2017, "message": "Invalid job id specified"}, "step_id": "999999", "job_id": {"set": false, "infinite": false, "number": 0}, "federation": {"sibling": ""}}], "errors": [], "warnings": []}"#)
+        #expect(SlurmRESTClient.statusErrors(forgotten).map(SlurmRESTClient.isInvalidJobID) == [true])
+        // A successful cancel: nothing in status.
+        #expect(SlurmRESTClient.statusErrors(try object(#"{"status": [], "errors": [], "warnings": []}"#)).isEmpty)
+
+        // An over-limit array (MaxArraySize 8, indices 0-8): the same shape as 22.05's, HTTP 500.
+        let overLimit = Array(#"{"errors": [{"description": "Batch job submission failed", "error_number": 2081, "error": "Invalid job array specification", "source": "slurm_submit_batch_job()"}], "warnings": []}"#.utf8)
+        #expect(throws: SlurmError.rejected(operation: "submit", messages: ["Invalid job array specification: Batch job submission failed (error 2081)"])) {
+            try client.checked(.init(status: 500, body: overLimit), operation: "submit")
+        }
+        // A cancel refused to another user: in `errors`, HTTP 500, in every version.
+        let notPermitted = Array(#"{"status": [], "errors": [{"description": "Signal request failed", "error_number": 1, "error": "Operation not permitted", "source": "slurm_kill_jobs()"}], "warnings": []}"#.utf8)
+        #expect(throws: SlurmError.rejected(operation: "cancel", messages: ["Operation not permitted: Signal request failed (error 1)"])) {
+            try client.checked(.init(status: 500, body: notPermitted), operation: "cancel")
         }
     }
 

@@ -90,7 +90,7 @@ import Testing
         #expect(SlurmError.commandFailed(command: "sbatch", status: 1, message: "sbatch: error: Batch job submission failed: Invalid job array specification").description
             == "sbatch failed (exit 1): sbatch: error: Batch job submission failed: Invalid job array specification")
         #expect(SlurmError.commandNotFound("sbatch").description.hasPrefix("sbatch: not found on PATH; install"))
-        #expect(SlurmError.unsupportedAPI(url: "http://h:1").description == "slurmrestd at http://h:1 serves none of the REST API versions v0.0.41, v0.0.40, v0.0.39, v0.0.38")
+        #expect(SlurmError.unsupportedAPI(url: "http://h:1").description == "slurmrestd at http://h:1 serves none of the REST API versions v0.0.42, v0.0.41, v0.0.40, v0.0.39, v0.0.38")
         let timedOut = SlurmError.waitTimedOut(seconds: 60, unfinished: (0..<7).map { JobID(5, task: $0) }).description
         #expect(timedOut == "gave up after 60 s waiting for Slurm jobs: 7 unfinished (5_0, 5_1, 5_2, 5_3, 5_4, …)")
         #expect(SlurmError.oneLine("sbatch: error: first\n  sbatch: error: second\n\n") == "sbatch: error: first; sbatch: error: second")
