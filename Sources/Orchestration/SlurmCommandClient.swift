@@ -121,7 +121,13 @@ public struct SlurmCommandClient: SlurmClient {
 
     /// False when slurm.conf says accounting_storage/none: then sacct has nothing to say.
     public func accountingEnabled() throws(SlurmError) -> Bool {
-        try configValue("AccountingStorageType") != "accounting_storage/none"
+        Self.accountingEnabled(storageType: try configValue("AccountingStorageType"))
+    }
+
+    /// `scontrol show config`'s AccountingStorageType without accounting: 22.05 prints
+    /// "accounting_storage/none", 24.11 "(null)".
+    static func accountingEnabled(storageType: String) -> Bool {
+        !["", "(null)", "accounting_storage/none"].contains(storageType)
     }
 
     // MARK: - Pure parts (tested without Slurm)

@@ -44,6 +44,13 @@ import Testing
         ])
     }
 
+    @Test func accountingIsOffAsEitherVersionSaysIt() {
+        // `scontrol show config` with AccountingStorageType=accounting_storage/none in slurm.conf.
+        #expect(!SlurmCommandClient.accountingEnabled(storageType: "accounting_storage/none"))   // 22.05
+        #expect(!SlurmCommandClient.accountingEnabled(storageType: "(null)"))                    // 24.11
+        #expect(SlurmCommandClient.accountingEnabled(storageType: "accounting_storage/slurmdbd"))
+    }
+
     @Test func missingCommandIsNamed() {
         let client = SlurmCommandClient(environment: ["PATH": "/nonexistent"])
         #expect(throws: SlurmError.commandNotFound("sbatch")) { try client.submit(SlurmJobRequest(name: "x", script: "#!/bin/sh\n")) }
