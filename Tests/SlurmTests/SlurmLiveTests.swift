@@ -20,6 +20,24 @@ enum LiveCluster {
         return false
     }
 
+    /// The cluster's Slurm release ("22.05.8", "24.11.5"), as its scontrol reports it.
+    static func release() throws -> String { try SlurmCommandClient().configValue("SLURM_VERSION") }
+
+    /// What a version of the local cluster answers where the versions differ.
+    struct Expected {
+        /// The REST API version `connect` must pick: the newest the server serves.
+        let apiVersion: SlurmRESTClient.APIVersion
+        /// The HTTP status of a request whose token slurmctld refuses.
+        let refusedTokenStatus: Int
+    }
+
+    static func expected() throws -> Expected {
+        let release = try release()
+        if release.hasPrefix("22.05.") { return Expected(apiVersion: .v0_0_38, refusedTokenStatus: 500) }
+        if release.hasPrefix("24.11.") { return Expected(apiVersion: .v0_0_42, refusedTokenStatus: 511) }
+        throw SlurmError.invalidRequest("the live tests know Slurm 22.05 and 24.11 (slurm/local-cluster.sh), not \(release)")
+    }
+
     static let fast = SlurmPolling(initialInterval: .milliseconds(250), maximumInterval: .seconds(2), timeout: .seconds(240))
 
     static func rest(maxArraySize: Int = SlurmArraySplit.defaultMaxArraySize) throws -> SlurmRESTClient {
@@ -134,7 +152,9 @@ struct SlurmLiveTests {
         defer { try? FileManager.default.removeItem(at: run) }
         let maxArraySize = try SlurmCommandClient().maxArraySize()
         let client = try LiveCluster.rest(maxArraySize: maxArraySize)
-        print("live: slurmrestd speaks \(client.version.rawValue)")
+        let expected = try LiveCluster.expected()
+        print("live: Slurm \(try LiveCluster.release()), slurmrestd speaks \(client.version.rawValue)")
+        #expect(client.version == expected.apiVersion)
         #expect(try client.maxArraySize() == maxArraySize)
 
         let script = "#!/bin/bash\necho \"$SLURM_ARRAY_JOB_ID $SLURM_ARRAY_TASK_ID\" > \(run.path)/out/$SLURM_ARRAY_TASK_ID\n"
@@ -151,6 +171,11 @@ struct SlurmLiveTests {
         // Both clients see the same thing.
         #expect(try SlurmCommandClient().states(of: [job]) == final)
         #expect(try client.states(of: [JobID(999_999)]) == [JobID(999_999): .unknown])
+        // Cancelling a finished array or a job the controller never knew is not an error (22.05:
+        // HTTP 500 with error 2021 or 2017; 24.11 v0.0.42: HTTP 200 with them in `status`).
+        try client.cancel(job)
+        try client.cancel(JobID(job.id, task: 2))
+        try client.cancel(JobID(999_999))
 
         let overLimit = #expect(throws: SlurmError.self) {
             try client.submit(SlurmJobRequest(name: "too-big", script: "#!/bin/bash\ntrue\n", array: SlurmArraySpec(.range(0...maxArraySize)),
@@ -167,13 +192,18 @@ struct SlurmLiveTests {
             try SlurmRESTClient(baseURL: LiveCluster.environment["SLURMRESTD_URL"]!, token: badToken, version: client.version)
                 .states(of: [job])
         }
-        // 22.05 passes the token to slurmctld, which refuses it without a reason: HTTP 500.
-        guard case .unauthorized(LiveCluster.environment["SLURMRESTD_URL"]!, let status) = refused else {
-            Issue.record("expected the token to be refused, got \(String(describing: refused))")
-            return
-        }
-        #expect([401, 403, 500].contains(status))
+        // slurmrestd passes the token to slurmctld, which refuses it: 22.05 without a reason (HTTP
+        // 500), 24.11 with "Protocol authentication error" (HTTP 511).
+        #expect(refused == .unauthorized(url: LiveCluster.environment["SLURMRESTD_URL"]!, status: expected.refusedTokenStatus))
         #expect(refused.map { !$0.description.contains(badToken) && $0.description.contains("scontrol token") } == true)
+        // Connecting with it: 22.05's ping fails like any request; 24.11's answers HTTP 200 with
+        // slurmctld "DOWN", which connect reports as such.
+        let refusedAtConnect = #expect(throws: SlurmError.self) {
+            try SlurmRESTClient.connect(baseURL: LiveCluster.environment["SLURMRESTD_URL"]!, token: badToken)
+        }
+        #expect(refusedAtConnect == (expected.apiVersion == .v0_0_38
+            ? .unauthorized(url: LiveCluster.environment["SLURMRESTD_URL"]!, status: 500)
+            : .controllerNotResponding(url: LiveCluster.environment["SLURMRESTD_URL"]!)))
         // Without a token at all, slurmrestd itself answers 401.
         #expect(throws: SlurmError.unauthorized(url: LiveCluster.environment["SLURMRESTD_URL"]!, status: 401)) {
             try SlurmRESTClient.connect(baseURL: LiveCluster.environment["SLURMRESTD_URL"]!, token: "")
