@@ -73,6 +73,7 @@ root_build_into() {  # root_build_into DIRECTORY: debootstrap and the packages, 
 # Builds the root when it is missing or was built from another recipe.
 root_ensure() {
   local recipe started
+  [ "$(id -u)" -eq 0 ] || die "Slurm 24.11 runs in a chroot and needs root (debootstrap, unshare, nsenter, chroot)"
   recipe="$(root_recipe)"
   [ "$(cat "$ROOT/$ROOT_STAMP" 2>/dev/null)" = "$recipe" ] && return
   command -v debootstrap >/dev/null || {
