@@ -172,20 +172,30 @@ final class HeldShardLock: @unchecked Sendable {
     deinit { release() }
 }
 
-/// Whether a worker is waiting on a held shard lock: its process has the run's lock file open.
+/// Whether a worker is waiting on a held shard lock: its process has one of the run's lock files
+/// open. Files are compared by device and inode, not by path: a worker in Slurm 24.11's chroot
+/// (slurm/lib/debian13.sh) has it open under a path that goes through the root.
 enum ShardLockProbe {
     static func isWaitedOn(run: String) -> Bool {
-        let parts = URL(fileURLWithPath: run + "/parts").resolvingSymlinksInPath().path
+        let parts = run + "/parts"
+        let locks = Set(((try? FileManager.default.contentsOfDirectory(atPath: parts)) ?? []).filter { $0.hasSuffix(".lock") }
+            .compactMap { identity(of: parts + "/" + $0) })
+        guard !locks.isEmpty else { return false }
         for pid in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where Int(pid) != nil && Int32(pid) != getpid() {
             let fds = "/proc/\(pid)/fd"
             for fd in (try? FileManager.default.contentsOfDirectory(atPath: fds)) ?? [] {
-                if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(fds)/\(fd)"),
-                   target.hasPrefix(parts + "/"), target.hasSuffix(".lock") {
-                    return true
-                }
+                if let open = identity(of: "\(fds)/\(fd)"), locks.contains(open) { return true }
             }
         }
         return false
+    }
+
+    /// Device and inode of the file at `path` (an fd link resolves to the open file).
+    struct Identity: Hashable { let device: UInt64, inode: UInt64 }
+    static func identity(of path: String) -> Identity? {
+        var info = stat()
+        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return Identity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
     }
 }
 
