@@ -35,22 +35,25 @@ if [ "${SCTRIAL_MULTINODE:-1}" != 0 ]; then
   (eval "$multinode"; swift test --skip-build --filter MultiNodeTests)
   SCTRIAL_SLURM_DIR="$multinode_dir" bash slurm/local-cluster.sh stop
 fi
-# The single-node live suites again, against Slurm 24.11 (Debian 13's, in a chroot built once and
-# cached under /var/tmp/sctrial-slurm-roots: 35-50 s on a fresh machine), in a directory of its own
-# and a subshell, so what follows keeps 22.05's environment.
-slurm24_dir="${SCTRIAL_SLURM_DIR:-/tmp/sctrial-slurm}-24.11"
-trap 'SCTRIAL_SLURM_DIR="$slurm24_dir" bash slurm/local-cluster.sh stop; bash slurm/local-cluster.sh stop' EXIT
-(
-  export SCTRIAL_SLURM_DIR="$slurm24_dir" SCTRIAL_SLURM_VERSION=24.11
-  started=$SECONDS
-  cluster="$(bash slurm/local-cluster.sh start)"
-  eval "$cluster"   # SLURM_CONF, SLURM_JWT, SLURMRESTD_URL, and PATH with 24.11's client commands
-  echo "Slurm 24.11 cluster ready in $((SECONDS - started)) s; the live Slurm suites again:" >&2
-  started=$SECONDS
-  swift test --skip-build --filter 'SlurmLiveTests|SubmitTests'
-  echo "live Slurm suites on Slurm 24.11: $((SECONDS - started)) s" >&2
-)
-SCTRIAL_SLURM_DIR="$slurm24_dir" bash slurm/local-cluster.sh stop
+# The single-node live suites again (faults included), against Slurm 24.11 (Debian 13's, in a chroot
+# built once and cached under /var/tmp/sctrial-slurm-roots: 35-50 s on a fresh machine; the suites
+# about 4 minutes on 2 cores), in a directory of its own and a subshell, so what follows keeps
+# 22.05's environment. SCTRIAL_SLURM24=0 skips it.
+if [ "${SCTRIAL_SLURM24:-1}" != 0 ]; then
+  slurm24_dir="${SCTRIAL_SLURM_DIR:-/tmp/sctrial-slurm}-24.11"
+  trap 'SCTRIAL_SLURM_DIR="$slurm24_dir" bash slurm/local-cluster.sh stop; bash slurm/local-cluster.sh stop' EXIT
+  (
+    export SCTRIAL_SLURM_DIR="$slurm24_dir" SCTRIAL_SLURM_VERSION=24.11
+    started=$SECONDS
+    cluster="$(bash slurm/local-cluster.sh start)"
+    eval "$cluster"   # SLURM_CONF, SLURM_JWT, SLURMRESTD_URL, and PATH with 24.11's client commands
+    echo "Slurm 24.11 cluster ready in $((SECONDS - started)) s; the live Slurm suites again:" >&2
+    started=$SECONDS
+    swift test --skip-build --filter 'SlurmLiveTests|SubmitTests'
+    echo "live Slurm suites on Slurm 24.11: $((SECONDS - started)) s" >&2
+  )
+  SCTRIAL_SLURM_DIR="$slurm24_dir" bash slurm/local-cluster.sh stop
+fi
 # The Python front (python/) against the real sctrial 1.0.0, pdex 0.1.28 and 0.3.0 (pytest, in venvs
 # built from PyPI), driving the executables built above.
 bash scripts/test-python.sh
