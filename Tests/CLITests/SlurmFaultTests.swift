@@ -13,10 +13,15 @@ extension SubmitTests {
         let run = temporaryRun()
         defer { try? FileManager.default.removeItem(atPath: run) }
         #expect(try CLI.run(Self.de + ["--out", run, "--shards", "2"]).status == 0)
-        // Held 6 s: Slurm samples memory every 2 s, and a waiting worker already holds ~30 MB.
+        // Held until Slurm has killed shard 0 (it samples memory every 2 s, and a worker waiting
+        // for its lock already holds ~30 MB), however late the task starts on a loaded machine.
         let locks = try (0..<2).map { try HeldShardLock(run: run, shard: $0) }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 6) { locks.forEach { $0.release() } }
-        let failed = try CLI.run(["submit", run, "--wait", "--time", "10", "--mem", "10M"])
+        let submitting = try BackgroundCLI(["submit", run, "--wait", "--time", "10", "--mem", "10M"])
+        try Self.waitFor("the memory kill", seconds: 120) {
+            (try? Self.logText(run)).map { Self.memoryKill(in: $0) != nil } == true
+        }
+        locks.forEach { $0.release() }
+        let failed = submitting.finish()
         #expect(failed.status == 1, "\(failed.stderr)")
         #expect(!FileManager.default.fileExists(atPath: run + "/results.csv"), "the reducer must not run")
         // The numbers Slurm measured, from the task's log.
