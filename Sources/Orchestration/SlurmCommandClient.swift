@@ -88,7 +88,7 @@ public struct SlurmCommandClient: SlurmClient {
         guard let chosen = all.first(where: { partition == nil ? $0["Default"] == "YES" : $0["PartitionName"] == partition }),
               let name = chosen["PartitionName"] else { return nil }
         var limits = SlurmPartitionLimits()
-        if let text = chosen["MaxTime"], text != "UNLIMITED" { limits.maxTimeMinutes = minutes(slurmTime: text) }
+        if let text = chosen["MaxTime"], text != "UNLIMITED" { limits.maxTimeMinutes = SlurmDuration.minutes(text) }
         if let text = chosen["MaxMemPerNode"], let value = Int(text) { limits.maxMemoryMB = value }
         let memories = nodes.split(whereSeparator: \.isNewline).map(fields).filter {
             ($0["Partitions"] ?? "").split(separator: ",").contains(Substring(name))
@@ -97,27 +97,6 @@ public struct SlurmCommandClient: SlurmClient {
         return limits
     }
 
-    /// Slurm's printed durations: "MM", "HH:MM:SS", "D-HH:MM:SS" (seconds round up).
-    static func minutes(slurmTime text: String) -> Int? {
-        var days = 0
-        var rest = Substring(text)
-        if let dash = rest.firstIndex(of: "-") {
-            guard let value = Int(rest[..<dash]) else { return nil }
-            days = value
-            rest = rest[rest.index(after: dash)...]
-        }
-        let parts = rest.split(separator: ":").map { Int($0) }
-        guard !parts.contains(nil) else { return nil }
-        let values = parts.map { $0! }
-        let seconds: Int
-        switch values.count {
-        case 1: seconds = values[0] * 60
-        case 2: seconds = values[0] * 60 + values[1]
-        case 3: seconds = values[0] * 3600 + values[1] * 60 + values[2]
-        default: return nil
-        }
-        return days * 1440 + (seconds + 59) / 60
-    }
 
     /// False when slurm.conf says accounting_storage/none: then sacct has nothing to say.
     public func accountingEnabled() throws(SlurmError) -> Bool {

@@ -221,3 +221,33 @@ public struct SlurmJobRequest: Sendable, Hashable {
         }
     }
 }
+
+/// Slurm's durations, as sbatch takes them and scontrol prints them: M, M:S, H:M:S, D-H, D-H:M,
+/// D-H:M:S; in whole minutes, seconds rounding up. Nil for anything else.
+public enum SlurmDuration {
+    public static func minutes(_ text: String) -> Int? {
+        var days = 0
+        var rest = Substring(text)
+        let hasDays = rest.contains("-")
+        if let dash = rest.firstIndex(of: "-") {
+            guard let value = Int(rest[..<dash]), value >= 0 else { return nil }
+            days = value
+            rest = rest[rest.index(after: dash)...]
+        }
+        var fields: [Int] = []
+        for field in rest.split(separator: ":", omittingEmptySubsequences: false) {
+            guard let value = Int(field), value >= 0 else { return nil }
+            fields.append(value)
+        }
+        let seconds: Int
+        switch (hasDays, fields.count) {
+        case (false, 1): seconds = fields[0] * 60
+        case (false, 2): seconds = fields[0] * 60 + fields[1]
+        case (_, 3): seconds = fields[0] * 3600 + fields[1] * 60 + fields[2]
+        case (true, 1): seconds = fields[0] * 3600
+        case (true, 2): seconds = fields[0] * 3600 + fields[1] * 60
+        default: return nil
+        }
+        return (days * 86400 + seconds + 59) / 60
+    }
+}

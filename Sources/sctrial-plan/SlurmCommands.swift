@@ -78,32 +78,12 @@ struct SlurmResourceOptions: ParsableArguments {
         return options
     }
 
-    /// Slurm's time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S (seconds round up to a minute).
+    /// Slurm's time formats (see `SlurmDuration`).
     static func minutes(_ text: String) throws -> Int {
-        let bad = ValidationError("--time '\(text)': use minutes, HH:MM:SS or D-HH:MM:SS")
-        var days = 0
-        var rest = Substring(text)
-        if let dash = rest.firstIndex(of: "-") {
-            guard let d = Int(rest[..<dash]) else { throw bad }
-            days = d
-            rest = rest[rest.index(after: dash)...]
+        guard let minutes = SlurmDuration.minutes(text), minutes > 0 else {
+            throw ValidationError("--time '\(text)': use minutes, HH:MM:SS or D-HH:MM:SS")
         }
-        let fields = try rest.split(separator: ":", omittingEmptySubsequences: false).map { field -> Int in
-            guard let value = Int(field), value >= 0 else { throw bad }
-            return value
-        }
-        let seconds: Int
-        switch (days > 0 || text.contains("-"), fields.count) {
-        case (false, 1): seconds = fields[0] * 60
-        case (false, 2): seconds = fields[0] * 60 + fields[1]
-        case (false, 3), (true, 3): seconds = fields[0] * 3600 + fields[1] * 60 + fields[2]
-        case (true, 1): seconds = fields[0] * 3600
-        case (true, 2): seconds = fields[0] * 3600 + fields[1] * 60
-        default: throw bad
-        }
-        let total = days * 86400 + seconds
-        guard total > 0 else { throw bad }
-        return (total + 59) / 60
+        return minutes
     }
 
     static func megabytes(_ text: String) throws -> Int {

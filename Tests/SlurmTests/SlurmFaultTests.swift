@@ -110,7 +110,9 @@ import Testing
         #expect(Client.parsePartitionLimits(partitions: partitions, nodes: nodes, partition: "short") == SlurmPartitionLimits(maxTimeMinutes: 240, maxMemoryMB: 8000))
         #expect(Client.parsePartitionLimits(partitions: partitions, nodes: nodes, partition: "long") == SlurmPartitionLimits(maxTimeMinutes: 2880, maxMemoryMB: 64000))
         #expect(Client.parsePartitionLimits(partitions: partitions, nodes: nodes, partition: "gpu") == nil)
-        #expect(Client.minutes(slurmTime: "30:00") == 30 && Client.minutes(slurmTime: "1-02:03:04") == 1564 && Client.minutes(slurmTime: "x") == nil)
+        #expect(SlurmDuration.minutes("30:00") == 30 && SlurmDuration.minutes("1-02:03:04") == 1564 && SlurmDuration.minutes("2-00:00:00") == 2880)
+        #expect(SlurmDuration.minutes("90") == 90 && SlurmDuration.minutes("1-2") == 1560 && SlurmDuration.minutes("0:30") == 1)
+        #expect(SlurmDuration.minutes("x") == nil && SlurmDuration.minutes("1:2:3:4") == nil && SlurmDuration.minutes("-5") == nil)
     }
 }
 
