@@ -258,7 +258,7 @@ public struct SlurmExecutor {
     /// Slurm resources from the options, else from the plan's estimates, corrected by what
     /// finished shards measured (their markers' seconds and peak RSS).
     static func resources(_ plan: Plan, run: RunDirectory, options: SlurmSubmitOptions, shards: [Int]) -> SlurmResources {
-        let markers = plan.shards.indices.compactMap { ShardWorker.isDone(plan, run: run, shard: $0) ? ShardMarker.read(run.markerURL($0)) : nil }
+        let markers = plan.shards.indices.compactMap { ShardWorker.doneMarker(plan, run: run, shard: $0) }
         let chosen = shards.isEmpty ? plan.shards : shards.map { plan.shards[$0] }
         var seconds = chosen.map(\.estimatedSeconds).max() ?? 60
         var memory = Double(chosen.map(\.estimatedMemoryBytes).max() ?? 1 << 30)
