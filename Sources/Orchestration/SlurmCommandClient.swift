@@ -97,7 +97,6 @@ public struct SlurmCommandClient: SlurmClient {
         return limits
     }
 
-
     /// False when slurm.conf says accounting_storage/none: then sacct has nothing to say.
     public func accountingEnabled() throws(SlurmError) -> Bool {
         Self.accountingEnabled(storageType: try configValue("AccountingStorageType"))

@@ -42,14 +42,16 @@ public struct SlurmJobs: Codable, Sendable, Equatable {
     }
 
     /// The array task that last ran (or runs) each shard.
-    var taskOfShard: [Int: JobID] { lastArrayOfShard.mapValues { JobID($0.job, task: $0.shard - $0.array.offset) } }
+    var taskOfShard: [Int: JobID] {
+        Dictionary(uniqueKeysWithValues: lastArrayOfShard.map { shard, array in (shard, JobID(array.job, task: shard - array.offset)) })
+    }
 
     /// The array that last ran (or runs) each shard.
-    var lastArrayOfShard: [Int: (job: Int, shard: Int, array: ArrayJob)] {
-        var arrays: [Int: (job: Int, shard: Int, array: ArrayJob)] = [:]
+    var lastArrayOfShard: [Int: ArrayJob] {
+        var arrays: [Int: ArrayJob] = [:]
         for submission in submissions {
             for array in submission.arrays {
-                for shard in array.shards { arrays[shard] = (array.job, shard, array) }
+                for shard in array.shards { arrays[shard] = array }
             }
         }
         return arrays
@@ -177,27 +179,6 @@ public struct SlurmExecutor {
         return jobs.submissions[position]
     }
 
-    /// Why each shard that is not done and no longer queued ended as it did: Slurm's view of its
-    /// last task, that task's log, and the worker's failure record (see `SlurmFault`).
-    public func faults(_ run: RunDirectory) throws -> [Int: SlurmFault] {
-        let plan = try run.readPlan()
-        guard let jobs = SlurmJobs.read(run) else { return [:] }
-        let tasks = jobs.taskOfShard
-        let open = plan.shards.indices.filter { !ShardWorker.isDone(plan, run: run, shard: $0) && !ShardLock.isHeld(run.lockURL($0)) }
-        let wanted = open.compactMap { tasks[$0] }
-        let states = wanted.isEmpty ? [:] : try client.states(of: Array(Set(wanted.map(\.job))))
-        var faults: [Int: SlurmFault] = [:]
-        for shard in open {
-            guard let task = tasks[shard] else { continue }
-            let state = states[task].flatMap { $0 == .unknown ? nil : $0 }
-            let log = try? String(contentsOf: run.logsURL.appendingPathComponent("slurm-\(task.id)_\(task.task ?? 0).out"), encoding: .utf8)
-            if let fault = SlurmFault.classify(task: task, state: state, log: log, failure: ShardFailure.read(run.failureURL(shard))) {
-                faults[shard] = fault
-            }
-        }
-        return faults
-    }
-
     /// What resubmitting the faulted shards takes: groups by resources (escalated after a
     /// TIMEOUT or a memory kill, unless `options` fix --time/--mem), the changes made, and the
     /// shards that cannot be helped (already at the partition's ceiling).
@@ -207,7 +188,6 @@ public struct SlurmExecutor {
         public var changes: [String]
         /// Shards whose fault escalation cannot fix: at the partition's limit.
         public var unfit: [(shard: Int, fault: SlurmFault)]
-        public var shards: [Int] { groups.flatMap(\.shards).sorted() }
     }
 
     public func retryPlan(_ run: RunDirectory, shards: [Int], faults: [Int: SlurmFault], options: SlurmSubmitOptions) throws -> RetryPlan {
@@ -220,7 +200,7 @@ public struct SlurmExecutor {
         var unfit: [(Int, SlurmFault)] = []
         for shard in shards.sorted() {
             var resources = base
-            if let fault = faults[shard], let array = arrays[shard]?.array {
+            if let fault = faults[shard], let array = arrays[shard] {
                 var previous = base
                 previous.timeLimitMinutes = array.timeLimitMinutes ?? base.timeLimitMinutes
                 previous.memoryMB = array.memoryMB ?? base.memoryMB
@@ -310,13 +290,18 @@ public struct SlurmExecutor {
     /// The run directory's status with Slurm's view of the shards that are not done: pending or
     /// running per their array task; a finished task without a marker shows as failed with why
     /// (TIMEOUT, memory, node, preemption: `SlurmFault`), from Slurm or the task's log.
-    public func status(_ run: RunDirectory) throws -> RunStatus {
+    public func status(_ run: RunDirectory) throws -> RunStatus { try inspect(run).status }
+
+    /// `status`, and the fault of every shard that is neither done nor queued, from one look at
+    /// Slurm: Slurm's view of its last task, that task's log and the worker's failure record.
+    public func inspect(_ run: RunDirectory) throws -> (status: RunStatus, faults: [Int: SlurmFault]) {
         var status = try RunStatus.read(run)
-        guard let jobs = SlurmJobs.read(run) else { return status }
+        guard let jobs = SlurmJobs.read(run) else { return (status, [:]) }
         let tasks = jobs.taskOfShard
         let wanted = status.shards.filter { $0.state != .done }.compactMap { tasks[$0.index] }
-        guard !wanted.isEmpty else { return status }
+        guard !wanted.isEmpty else { return (status, [:]) }
         let states = try client.states(of: Array(Set(wanted.map(\.job))))
+        var faults: [Int: SlurmFault] = [:]
         for (position, shard) in status.shards.enumerated() where shard.state != .done && shard.state != .running {
             guard let task = tasks[shard.index] else { continue }
             let state = states[task].flatMap { $0 == .unknown ? nil : $0 }
@@ -324,15 +309,18 @@ public struct SlurmExecutor {
             case .pending: status.shards[position].state = .pending
             case .running: status.shards[position].state = .running
             default:
+                // The array's log pattern is RUN/logs/slurm-%A_%a.out (SlurmTemplate).
                 let log = try? String(contentsOf: run.logsURL.appendingPathComponent("slurm-\(task.id)_\(task.task ?? 0).out"), encoding: .utf8)
-                guard let fault = SlurmFault.classify(task: task, state: state, log: log, failure: ShardFailure.read(run.failureURL(shard.index))),
-                      fault.cause != .vanished else { continue }  // missing, whatever Slurm remembers
+                guard let fault = SlurmFault.classify(task: task, state: state, log: log, failure: ShardFailure.read(run.failureURL(shard.index)))
+                else { continue }
+                faults[shard.index] = fault
+                guard fault.cause != .vanished else { continue }  // missing, whatever Slurm remembers
                 status.shards[position].state = .failed
                 status.shards[position].message = fault.cause == .failed || fault.cause == .temporary
                     ? status.shards[position].message ?? fault.description : fault.description
             }
         }
         status.recount()
-        return status
+        return (status, faults)
     }
 }

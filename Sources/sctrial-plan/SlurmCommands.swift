@@ -231,8 +231,7 @@ func waitRetrying(_ executor: SlurmExecutor, run: RunDirectory, options: SlurmSu
 /// `onlyRetryable` refuses a person's cancel and worker errors, and a shard already at the
 /// partition's ceiling is never resubmitted.
 func resubmit(_ executor: SlurmExecutor, run: RunDirectory, options: SlurmSubmitOptions, onlyRetryable: Bool) throws -> Bool {
-    let status = try executor.status(run)
-    let faults = try executor.faults(run)
+    let (status, faults) = try executor.inspect(run)
     let redo = status.shards.filter { $0.state != .done && $0.state != .running && $0.state != .pending }.map(\.index)
     if onlyRetryable {
         let fatal = redo.compactMap { shard in faults[shard].flatMap { $0.isRetryable ? nil : "shard \(shard): \($0.description)" } }
