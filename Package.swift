@@ -63,7 +63,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: staticSwiftRuntime.swift, linkerSettings: staticSwiftRuntime.linker),
 
-        .testTarget(name: "AnnDataTests", dependencies: ["AnnData"]),
+        .testTarget(name: "AnnDataTests", dependencies: ["AnnData", "CHDF5"]),
         .testTarget(name: "StatsTests", dependencies: ["Stats"], exclude: ["Goldens"]),
         .testTarget(name: "AnalysesTests", dependencies: ["Analyses"]),
         .testTarget(name: "OrchestrationTests", dependencies: ["Orchestration"]),

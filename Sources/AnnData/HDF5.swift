@@ -44,6 +44,8 @@ final class H5Reader {
         // lzf is not among libhdf5's filters; blosc comes from Debian's plugin, which libhdf5
         // loads from its plugin directory when a dataset needs it.
         _ = LZFFilter.registered
+        // Reading variable-length strings' stored references (StoredStrings.swift).
+        _ = HeapReference.storedType
     }()
 
     init(path: String) throws(AnnDataError) {
@@ -167,7 +169,7 @@ final class H5Reader {
         return H5Aexists_by_name(file.id, path, name, sc_h5p_default()) > 0
     }
 
-    private func openAttribute(_ path: String, _ name: String) throws(AnnDataError) -> H5ID {
+    func openAttribute(_ path: String, _ name: String) throws(AnnDataError) -> H5ID {
         FileProbe.note(path)
         let id = H5Aopen_by_name(file.id, path, name, sc_h5p_default(), sc_h5p_default())
         guard id >= 0 else { throw fail(.missingElement, path, "attribute '\(name)' cannot be opened") }
@@ -191,6 +193,11 @@ final class H5Reader {
         let type = H5ID(H5Aget_type(attribute.id), close: H5Tclose)
         guard H5Tget_class(type.id) == H5T_STRING else {
             throw fail(.wrongType, path, "attribute '\(name)' is not a string")
+        }
+        if H5Tis_variable_str(type.id) > 0,
+           let strings = try checkedHeapStrings(count: count, fileType: type.id, what: "\(path)@\(name)", read: { H5Aread(attribute.id, $0, $1) },
+                                                 firstCount: count, readFirst: { H5Aread(attribute.id, $0, $1) }) {
+            return strings.strings
         }
         return try readStrings(count: count, fileType: type.id, what: "\(path)@\(name)") { memType, buffer in
             H5Aread(attribute.id, memType, buffer)
@@ -557,9 +564,9 @@ final class H5Reader {
         try checkStored(dataset.id, path, count: count)
         let type = H5ID(H5Dget_type(dataset.id), close: H5Tclose)
         guard H5Tget_class(type.id) == H5T_STRING else { throw fail(.wrongType, path, "expected strings") }
-        // A contiguous variable-length dataset's heap references are checked by our own parser
-        // first: a damaged one makes libhdf5 1.10 read out of bounds (H5HG_read).
-        if H5Tis_variable_str(type.id) > 0 { _ = try forEachHeapString(path) { _ in } }
+        // Variable-length strings are never read through libhdf5's heap lookup when their
+        // references can be checked first: a damaged one makes libhdf5 1.10 read out of bounds.
+        if let strings = try checkedHeapStrings(path) { return strings.strings }
         return try readStrings(count: count, fileType: type.id, what: path) { memType, buffer in
             H5Dread(dataset.id, memType, sc_h5s_all(), sc_h5s_all(), sc_h5p_default(), buffer)
         }

@@ -19,9 +19,10 @@ public enum FileProbe {
 
     /// Everything `inspect`, `validate --all` and `plan` read through libhdf5, except the matrix
     /// values: the file and its root attributes, every obs/var/raw.var column and index, each
-    /// matrix's metadata, its whole chunk index (what reading the values walks) and its indptr.
-    /// `element` is called with each HDF5 path before it is read.
-    public static func walk(path: String, element: @escaping (String) -> Void) throws(AnnDataError) {
+    /// matrix's metadata, its whole chunk index (what reading the values walks) and its indptr;
+    /// with `everyObject` (`validate --all`), every other object of the file too
+    /// (`walkEveryObject`). `element` is called with each HDF5 path before it is read.
+    public static func walk(path: String, everyObject: Bool = false, element: @escaping (String) -> Void) throws(AnnDataError) {
         trace = element
         defer { trace = nil }
         element("/")
@@ -44,6 +45,7 @@ public enum FileProbe {
             }
             if matrix.info.format != .dense { _ = try matrix.indptr() }
         }
+        if everyObject { try file.reader.walkEveryObject() }
     }
 
     /// Exit status of a walk that found the file sound, and of one that reported bad input.
@@ -163,7 +165,7 @@ public enum FileProbe {
     /// The child's side: caps its address space (a claimed 2^40-entry array fails to allocate
     /// instead of swapping the machine), walks the file printing each element, and returns the
     /// exit status (errors are printed by the caller's usual reporting, as `sctrial-plan: …` lines).
-    public static func childWalk(path: String, addressSpaceGB: Int = 16) throws(AnnDataError) {
+    public static func childWalk(path: String, everyObject: Bool = false, addressSpaceGB: Int = 16) throws(AnnDataError) {
         var limit = rlimit(rlim_cur: rlim_t(addressSpaceGB) << 30, rlim_max: rlim_t(addressSpaceGB) << 30)
         var current = rlimit()
         let resource = __rlimit_resource_t(RLIMIT_AS.rawValue)
@@ -172,7 +174,7 @@ public enum FileProbe {
         }
         setrlimit(resource, &limit)
         // One write per element, unbuffered: what reached the pipe before a crash is the trace.
-        try walk(path: path) { element in
+        try walk(path: path, everyObject: everyObject) { element in
             var line = element + "\n"
             line.withUTF8 { _ = write(1, $0.baseAddress, $0.count) }
         }
@@ -182,10 +184,84 @@ public enum FileProbe {
 extension H5Reader {
     /// Walks a dataset's chunk index (the B-tree libhdf5 follows to find each chunk) by asking for
     /// the dataset's allocated size: a damaged index then fails or crashes here, in the probe.
+    /// Then reads the index's keys itself (`ChunkBTree`): libhdf5 1.10 does not check a key's
+    /// chunk coordinates, and a chunk whose coordinates were damaged is never found by a read,
+    /// which gives fill values (zeros) in its place without an error.
     func walkChunkIndex(_ path: String) throws(AnnDataError) {
         FileProbe.note(path)
         let dataset = try openDataset(path)
         _ = H5Dget_storage_size(dataset.id)
         H5Eclear2(sc_h5e_default())
+        let creation = H5ID(H5Dget_create_plist(dataset.id), close: H5Pclose)
+        var header = H5O_info_t()
+        // (A file with a user block is not read here: its addresses would need shifting.)
+        guard H5Pget_layout(creation.id) == H5D_CHUNKED, userBlockOfEightByteAddressing() == 0,
+              H5Oget_info2(dataset.id, &header, sc_h5o_info_basic()) >= 0, header.addr < Int.max,
+              let mapped = MappedFile(fileName) else { return }
+        let rank = try extent(of: dataset.id, path).count
+        if let problem = withExtendedLifetime(mapped, { ChunkBTree.damage(in: mapped.bytes, headerAt: Int(header.addr), rank: rank) }) {
+            throw fail(.corruptSparse, path, problem)
+        }
+    }
+
+    /// What `validate --all` reads on top of the usual walk: every object of the file (its
+    /// header, and a dataset's chunk index, as `H5Ovisit` with every field walks them), every
+    /// attribute of each (decoded, and a variable-length string one's heap references checked),
+    /// every variable-length string dataset's heap references, every chunked dataset's chunk
+    /// index. libhdf5 1.10 reads the elements anndata uses past damage of the others; a file
+    /// with damage anywhere is not valid.
+    func walkEveryObject() throws(AnnDataError) {
+        final class Visited {
+            var objects: [(path: String, isDataset: Bool)] = []
+        }
+        let visited = Visited()
+        let visit: H5O_iterate_t = { _, name, info, context in
+            guard let name, let info, let context else { return -1 }
+            let relative = String(cString: name)
+            Unmanaged<Visited>.fromOpaque(context).takeUnretainedValue().objects
+                .append((relative == "." ? "/" : "/" + relative, info.pointee.type == H5O_TYPE_DATASET))
+            return 0
+        }
+        FileProbe.note("/")
+        let status = withExtendedLifetime(visited) {
+            H5Ovisit2(file.id, H5_INDEX_NAME, H5_ITER_NATIVE, visit, Unmanaged.passUnretained(visited).toOpaque(), sc_h5o_info_all())
+        }
+        guard status >= 0 else {
+            let after = visited.objects.last.map { " after \($0.path)" } ?? ""
+            throw fail(.unreadable, "/", "the file's objects cannot be walked\(after) (\(Self.errorStackMessage()))")
+        }
+        for (path, isDataset) in visited.objects {
+            FileProbe.note(path)
+            for name in try attributeNames(path) {
+                let attribute = try openAttribute(path, name)
+                let type = H5ID(H5Aget_type(attribute.id), close: H5Tclose)
+                guard type.id >= 0 else { throw fail(.unreadable, path, "attribute '\(name)' has an unreadable datatype (\(Self.errorStackMessage()))") }
+                // Strings as every attribute anndata reads: heap references checked.
+                if H5Tget_class(type.id) == H5T_STRING { _ = try stringArrayAttribute(path, name) }
+            }
+            guard isDataset else { continue }
+            try walkChunkIndex(path)
+            _ = try checkedHeapStrings(path)
+        }
+    }
+
+    /// The names of an object's attributes (decoding each attribute message on the way).
+    private func attributeNames(_ path: String) throws(AnnDataError) -> [String] {
+        final class Names { var names: [String] = [] }
+        let names = Names()
+        let collect: H5A_operator2_t = { _, name, _, context in
+            guard let name, let context else { return -1 }
+            Unmanaged<Names>.fromOpaque(context).takeUnretainedValue().names.append(String(cString: name))
+            return 0
+        }
+        let object = H5Oopen(file.id, path, sc_h5p_default())
+        guard object >= 0 else { throw fail(.unreadable, path, "object cannot be opened (\(Self.errorStackMessage()))") }
+        defer { H5Oclose(object) }
+        var position: hsize_t = 0
+        let status = withExtendedLifetime(names) {
+            H5Aiterate2(object, H5_INDEX_NAME, H5_ITER_NATIVE, &position, collect, Unmanaged.passUnretained(names).toOpaque())
+        }
+        guard status >= 0 else { throw fail(.unreadable, path, "attributes cannot be read (\(Self.errorStackMessage()))") }
+        return names.names
     }
 }

@@ -41,4 +41,8 @@ static inline unsigned sc_h5f_acc_trunc(void) { return H5F_ACC_TRUNC; }
 static inline hid_t sc_h5p_dataset_create(void) { return H5P_DATASET_CREATE; }
 static inline haddr_t sc_haddr_undef(void) { return HADDR_UNDEF; }
 
+/* The whole-file walk of `validate --all` (Probe.swift). */
+static inline unsigned sc_h5o_info_all(void) { return H5O_INFO_ALL; }
+static inline unsigned sc_h5o_info_basic(void) { return H5O_INFO_BASIC; }
+
 #endif

@@ -19,7 +19,7 @@ struct Validate: ParsableCommand {
     @Option(name: .customLong("matrix"), help: "Matrix to read: X, raw/X or a layer name (repeatable; default X, or every matrix with --all).")
     var matrices: [String] = []
 
-    @Flag(help: "Validate every matrix in the file, and every obs/var column.")
+    @Flag(help: "Validate every matrix in the file, every obs/var column, and every other object's header, attributes, chunk index and strings.")
     var all = false
 
     @Option(help: "Memory budget for one block, in MB.")
@@ -37,7 +37,7 @@ struct Validate: ParsableCommand {
     }
 
     func run() throws {
-        try probeInputFile(file)
+        try probeInputFile(file, everyObject: all)
         let reports = try reportingFailure { () throws -> [Report] in
             let data = try AnnDataFile(path: file)
             if all {

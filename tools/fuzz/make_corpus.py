@@ -11,9 +11,9 @@ Each mutant is a copy of a base with one defect:
   * structural mutations (h5py), each named for what it does, with the commands that must
     fail on it (`must_fail`) because they read the damaged element;
   * byte-level mutations (bit flips, truncations, zeroed 4 KiB pages) from fixed seeds. Their
-    effect is classified by reading, with h5py, every element the reader reads (obs, var, X,
-    layers, raw) and comparing with the base: an error there makes the file `corrupt` (every
-    command that reads the whole file must fail), identical values make it `benign` (the flip hit
+    effect is classified by reading, with h5py, every object of the file (its attributes and
+    values) and comparing with the base: an error there makes the file `corrupt` (validate
+    --all, which reads the whole file, must fail), identical values make it `benign` (the flip hit
     padding or unused bytes: exit 0 is right), changed values without an error make it
     `undetectable` (no checksum covers raw data: only a crash or hang is a failure).
 
@@ -258,11 +258,8 @@ def _dup_index(h):
 
 # --- byte-level mutations and their classification ---
 
-READ_ROOTS = ("obs", "var", "X", "layers", "raw")
-
-
 def snapshot(path):
-    """Everything the reader reads, as a digest; raises on any read error."""
+    """Every object of the file (what validate --all reads), as a digest; raises on any read error."""
     digest = hashlib.sha256()
     with h5py.File(path, "r") as f:
         def visit(name, obj):
@@ -274,14 +271,8 @@ def snapshot(path):
                 value = obj[()]
                 digest.update(repr(obj.dtype).encode() + repr(obj.shape).encode())
                 digest.update(value.tobytes() if value.dtype != object else repr(value.tolist()).encode())
-        for k in sorted(f.attrs.keys()):
-            digest.update(k.encode() + repr(f.attrs[k]).encode())
-        for root in READ_ROOTS:
-            if root in f:
-                obj = f[root]
-                visit(root, obj)
-                if isinstance(obj, h5py.Group):
-                    obj.visititems(visit)
+        visit("/", f)
+        f.visititems(visit)
     return digest.hexdigest()
 
 
@@ -390,7 +381,8 @@ def _emit(out, name, mutated, base_digest, record, layout, mutation, note):
     with open(path, "wb") as fh:
         fh.write(mutated)
     corrupt, why = classify(path, base_digest)
-    must = ALL if corrupt == "yes" and False else (["validate"] if corrupt == "yes" else [])
+    # Only validate --all reads every object; the other commands may or may not meet the damage.
+    must = ["validate"] if corrupt == "yes" else []
     record(name, layout, mutation, "byte", corrupt, must, f"{note}; {why}")
 
 

@@ -11,8 +11,6 @@ records exit code, signal, seconds and the first stderr line in the report (JSON
   crash         killed by a signal (named)
   hang          still running at --timeout (killed)
   exit0-corrupt exit 0 on a file the manifest marks corrupt, by a command in its must_fail
-  exit0-known-undetected  the same on a file listed in known-undetected.txt (libhdf5 1.10.8
-                limits; counted apart, not a failure)
   false-error   non-zero exit on a file the manifest marks valid (base or benign mutation)
   silent-wrong  a run on a valid mutant whose results.csv differs from its base's
   unclean       non-zero exit without a one-line 'error:' message
@@ -99,7 +97,7 @@ def judge(entry, command, record, base_results, results):
     corrupt = entry["corrupt"]
     if record["exit"] == 0:
         if corrupt == "yes" and command in entry["must_fail"]:
-            return "exit0-known-undetected" if entry.get("known_undetected") else "exit0-corrupt"
+            return "exit0-corrupt"
         if corrupt == "no" and entry["kind"] == "byte" and command in results and base_results.get(command) is not None \
                 and results[command] != base_results[command]:
             return "silent-wrong"
@@ -128,10 +126,6 @@ def main():
     binary = os.path.join(args.bin, "sctrial-plan") if args.bin else shutil.which("sctrial-plan")
     if args.bin:
         os.environ["PATH"] = args.bin + os.pathsep + os.environ["PATH"]
-    known = os.path.join(os.path.dirname(os.path.abspath(__file__)), "known-undetected.txt")
-    for line in open(known):
-        if line.strip() and not line.startswith("#") and line.split("\t")[0] in manifest:
-            manifest[line.split("\t")[0]]["known_undetected"] = True
     names = sorted(n for n in manifest if os.path.exists(os.path.join(args.corpus, n)))
     bases = [n for n in names if manifest[n]["kind"] == "base"]
     others = [n for n in names if manifest[n]["kind"] != "base"]
