@@ -173,11 +173,11 @@ extension H5Reader {
     /// dataset holds no such strings, or the file's layout is not the one `HeapReference` reads
     /// (4-byte addresses): libhdf5 then reads it unchecked.
     func checkedHeapStrings(_ path: String) throws(AnnDataError) -> CheckedHeapStrings? {
-        // A missing filter is named as for numbers, not as libhdf5's plugin error.
-        try requireFilters(datasetInfo(path))
         let dataset = try openDataset(path)
         let type = H5ID(H5Dget_type(dataset.id), close: H5Tclose)
         guard H5Tget_class(type.id) == H5T_STRING, H5Tis_variable_str(type.id) > 0 else { return nil }
+        // A missing filter is named as for numbers, not as libhdf5's plugin error.
+        try requireFilters(datasetInfo(path))
         let count = try extent(of: dataset.id, path).reduce(1, *)
         try checkStored(dataset.id, path, count: count)
         let space = H5ID(H5Dget_space(dataset.id), close: H5Sclose)
