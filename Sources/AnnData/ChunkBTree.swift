@@ -34,14 +34,14 @@ struct ChunkBTree {
             var position = address + 6 + (flags & 0x20 != 0 ? 16 : 0) + (flags & 0x10 != 0 ? 4 : 0)
             let sizeBytes = 1 << Int(flags & 0x03)
             guard position <= file.count - sizeBytes else { return nil }
-            let size = integer(file, position, bytes: sizeBytes)
+            let size = file.littleEndian(position, bytes: sizeBytes)
             position += sizeBytes
             // The block ends with a 4-byte checksum.
             guard size >= 4, size <= file.count - position else { return nil }
             blocks.append((position, position + size - 4))
         } else {
             guard file[address] == 1 else { return nil }
-            let size = integer(file, address + 8, bytes: 4)
+            let size = file.littleEndian(address + 8, bytes: 4)
             guard size <= file.count - address - 16 else { return nil }
             blocks.append((address + 16, address + 16 + size))
         }
@@ -52,15 +52,15 @@ struct ChunkBTree {
             while true {
                 let prefix = version2 ? 4 : 8
                 guard position <= end - prefix else { break }
-                let type = version2 ? Int(file[position]) : integer(file, position, bytes: 2)
-                let size = integer(file, position + (version2 ? 1 : 2), bytes: 2)
+                let type = version2 ? Int(file[position]) : file.littleEndian(position, bytes: 2)
+                let size = file.littleEndian(position + (version2 ? 1 : 2), bytes: 2)
                 let flags = file[position + (version2 ? 3 : 4)]
                 let creationOrder = version2 && flags & 0x04 != 0 ? 2 : 0
                 let data = position + prefix + creationOrder
                 guard size <= end - data else { return nil }
                 if type == 8 { return UnsafeRawBufferPointer(rebasing: file[data..<(data + size)]) }
                 if type == 0x10, size >= 16 {
-                    let start = integer(file, data, bytes: 8), length = integer(file, data + 8, bytes: 8)
+                    let start = file.littleEndian(data, bytes: 8), length = file.littleEndian(data + 8, bytes: 8)
                     guard start >= 0, length >= 0, length <= file.count - start else { return nil }
                     if version2 {
                         guard length >= 8, file[start..<(start + 4)].elementsEqual("OCHK".utf8) else { return nil }
@@ -80,8 +80,8 @@ struct ChunkBTree {
         guard layout.count >= 3, layout[0] == 3, layout[1] == 2 else { return nil }
         let dimensions = Int(layout[2])
         guard dimensions == rank + 1, layout.count >= 3 + 8 + 4 * dimensions else { return nil }
-        let root = integer(layout, 3, bytes: 8)
-        let chunk = (0..<dimensions).map { integer(layout, 11 + 4 * $0, bytes: 4) }
+        let root = layout.littleEndian(3, bytes: 8)
+        let chunk = (0..<dimensions).map { layout.littleEndian(11 + 4 * $0, bytes: 4) }
         guard chunk.allSatisfy({ $0 > 0 }) else { return nil }
         return Index(root: root, chunk: chunk)
     }
@@ -97,22 +97,22 @@ struct ChunkBTree {
               file[address + 4] == 1 else { return "chunk B-tree node at \(address) is not a chunk B-tree node" }
         let level = Int(file[address + 5])
         if let expected, level != expected { return "chunk B-tree node at \(address) has level \(level), its parent expects \(expected)" }
-        let entries = integer(file, address + 6, bytes: 2)
+        let entries = file.littleEndian(address + 6, bytes: 2)
         let keySize = 8 + 8 * chunk.count
         let (size, overflow) = (entries * (keySize + 8) + keySize).addingReportingOverflow(24)
         guard !overflow, size <= file.count - address else { return "chunk B-tree node at \(address) runs past the end of the file" }
         var position = address + 24
         for entry in 0...entries {
             for (dimension, extent) in chunk.enumerated() {
-                let offset = integer(file, position + 8 + 8 * dimension, bytes: 8)
+                let offset = file.littleEndian(position + 8 + 8 * dimension, bytes: 8)
                 guard offset >= 0, offset % extent == 0 else {
                     return "chunk B-tree key \(entry) at \(address) has offset \(offset) in dimension \(dimension), not on the chunk grid (bad coordinate offset)"
                 }
             }
-            let storedBytes = integer(file, position, bytes: 4)
+            let storedBytes = file.littleEndian(position, bytes: 4)
             position += keySize
             guard entry < entries else { break }
-            let child = integer(file, position, bytes: 8)
+            let child = file.littleEndian(position, bytes: 8)
             if level > 0 {
                 if let problem = node(file, at: child, chunk: chunk, level: level - 1, depth: depth + 1, visited: &visited) { return problem }
             } else if child < 0 || storedBytes > file.count - child {
@@ -121,12 +121,5 @@ struct ChunkBTree {
             position += 8
         }
         return nil
-    }
-
-    /// A little-endian unsigned field of 1 to 8 bytes; past Int.max reads as -1.
-    private static func integer(_ bytes: UnsafeRawBufferPointer, _ at: Int, bytes count: Int) -> Int {
-        var value: UInt64 = 0
-        for k in 0..<count { value |= UInt64(bytes[at + k]) << (8 * UInt64(k)) }
-        return value > UInt64(Int.max) ? -1 : Int(value)
     }
 }

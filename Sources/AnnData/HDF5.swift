@@ -554,8 +554,17 @@ final class H5Reader {
         return pointers.map { $0.map { String(cString: $0) } ?? "" }
     }
 
-    /// Reads a whole string dataset (variable- or fixed-length, ASCII or UTF-8).
+    /// Reads a whole string dataset (variable- or fixed-length, ASCII or UTF-8). Variable-length
+    /// strings are never read through libhdf5's heap lookup when their references can be checked
+    /// first: a damaged one makes libhdf5 1.10 read out of bounds.
     func readStringDataset(_ path: String) throws(AnnDataError) -> [String] {
+        if let strings = try checkedHeapStrings(path) { return strings.strings }
+        return try libhdf5Strings(path)
+    }
+
+    /// A string dataset as libhdf5 converts it: fixed-length strings, and variable-length ones
+    /// in a layout `checkedHeapStrings` does not read.
+    func libhdf5Strings(_ path: String) throws(AnnDataError) -> [String] {
         // A missing filter is named as for numbers, not as libhdf5's plugin error.
         try requireFilters(datasetInfo(path))
         let dataset = try openDataset(path)
@@ -564,9 +573,6 @@ final class H5Reader {
         try checkStored(dataset.id, path, count: count)
         let type = H5ID(H5Dget_type(dataset.id), close: H5Tclose)
         guard H5Tget_class(type.id) == H5T_STRING else { throw fail(.wrongType, path, "expected strings") }
-        // Variable-length strings are never read through libhdf5's heap lookup when their
-        // references can be checked first: a damaged one makes libhdf5 1.10 read out of bounds.
-        if let strings = try checkedHeapStrings(path) { return strings.strings }
         return try readStrings(count: count, fileType: type.id, what: path) { memType, buffer in
             H5Dread(dataset.id, memType, sc_h5s_all(), sc_h5s_all(), sc_h5p_default(), buffer)
         }

@@ -63,9 +63,9 @@ struct CheckedHeapStrings {
         spans.reserveCapacity(count)
         for element in 0..<count {
             let at = element * HeapReference.size
-            let length = Self.integer(references, at, UInt32.self)
-            let stored = Self.integer(references, at + 4, UInt64.self)
-            let index = Self.integer(references, at + 12, UInt32.self)
+            let length = references.littleEndian(at, bytes: 4)
+            let stored = references.littleEndian(at + 4, bytes: 8)
+            let index = references.littleEndian(at + 12, bytes: 4)
             // Address 0 is libhdf5's empty string; any other reference names an object.
             if stored == 0 {
                 guard length == 0 else {
@@ -85,7 +85,7 @@ struct CheckedHeapStrings {
             guard index < current.objects.count, current.objects[index] >= 0 else {
                 throw damaged(element, "names object \(index), which its global heap collection (address \(stored)) does not hold (damaged variable-length string)")
             }
-            let objectSize = Self.integer(bytes, current.objects[index] - 8, UInt64.self)
+            let objectSize = bytes.littleEndian(current.objects[index] - 8, bytes: 8)
             guard objectSize == length else {
                 throw damaged(element, "has length \(length) but its global heap object holds \(objectSize) bytes (damaged variable-length string)")
             }
@@ -122,13 +122,6 @@ struct CheckedHeapStrings {
         return strings
     }
 
-    /// A little-endian field; a 64-bit value past Int.max reads as negative, which every caller
-    /// refuses as an address or size.
-    private static func integer<T: FixedWidthInteger>(_ bytes: UnsafeRawBufferPointer, _ at: Int, _: T.Type) -> Int {
-        precondition(at >= 0 && at <= bytes.count - MemoryLayout<T>.size)
-        return Int(truncatingIfNeeded: T(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: T.self)))
-    }
-
     /// File offsets of the data of the objects of the global heap collection at `address`, by
     /// index (-1: none): "GCOL", version 1, 3 reserved bytes, the collection's size; then per
     /// object its index (2 bytes), reference count (2), reserved (4), size (8) and data padded to
@@ -136,14 +129,14 @@ struct CheckedHeapStrings {
     private static func heapObjects(_ file: UnsafeRawBufferPointer, at address: Int) -> [Int]? {
         guard address >= 0, address <= file.count - 16, file[address..<(address + 4)].elementsEqual("GCOL".utf8),
               file[address + 4] == 1 else { return nil }
-        let size = integer(file, address + 8, UInt64.self)
+        let size = file.littleEndian(address + 8, bytes: 8)
         guard size >= 16, size <= file.count - address else { return nil }
         let end = address + size
         var objects: [Int] = []
         var position = address + 16
         while position + 16 <= end {
-            let index = integer(file, position, UInt16.self)
-            let length = integer(file, position + 8, UInt64.self)
+            let index = file.littleEndian(position, bytes: 2)
+            let length = file.littleEndian(position + 8, bytes: 8)
             guard index != 0 else { break }
             guard length >= 0, length <= end - position - 16 else { return nil }
             if index >= objects.count { objects += repeatElement(-1, count: index + 1 - objects.count) }
@@ -164,7 +157,7 @@ extension H5Reader {
             strings.forEach(body)
             return
         }
-        for var string in try readStringDataset(path) {
+        for var string in try libhdf5Strings(path) {
             string.withUTF8 { body(UnsafeRawBufferPointer($0)) }
         }
     }
@@ -243,6 +236,22 @@ extension H5Reader {
         guard H5Pget_sizes(creation.id, &addressSize, &lengthSize) >= 0, addressSize == 8, lengthSize == 8,
               H5Pget_userblock(creation.id, &userBlock) >= 0, userBlock < 1 << 40 else { return nil }
         return Int(userBlock)
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    /// A little-endian unsigned field of 1 to 8 bytes of the file format; past Int.max it reads
+    /// as -1, which every caller refuses as an address or a size.
+    func littleEndian(_ at: Int, bytes count: Int) -> Int {
+        precondition(at >= 0 && count <= 8 && at <= self.count - count)
+        let value: UInt64
+        switch count {
+        // One load for the widths the references use (millions per index).
+        case 8: value = UInt64(littleEndian: loadUnaligned(fromByteOffset: at, as: UInt64.self))
+        case 4: value = UInt64(UInt32(littleEndian: loadUnaligned(fromByteOffset: at, as: UInt32.self)))
+        default: value = (0..<count).reduce(0) { $0 | UInt64(self[at + $1]) << (8 * UInt64($1)) }
+        }
+        return value > UInt64(Int.max) ? -1 : Int(value)
     }
 }
 
